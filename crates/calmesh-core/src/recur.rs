@@ -1,0 +1,436 @@
+//! Recurrence expansion: the instances of an item inside a window.
+//!
+//! calcard computes the `RRULE` arithmetic (every `FREQ` and `BY*` part,
+//! `COUNT`, `UNTIL`) on a floating copy of the series. Everything around it
+//! is done here, because calcard's own expansion gets it wrong for sync:
+//! it matches overrides by `SEQUENCE` as well as `RECURRENCE-ID`, resolves a
+//! repeated local time to the later instant, and has no window. Here:
+//!
+//! - `DTSTART` is always the first instance; `RDATE`s (dates, date-times,
+//!   periods) add instances, `EXDATE`s remove them;
+//! - overrides are matched by `RECURRENCE-ID` alone (the UID is the item);
+//!   `RANGE=THISANDFUTURE` moves and reshapes that and every later instance;
+//! - local times are turned into instants by [`resolve_local`](crate::time::resolve_local): the first of
+//!   a repeated time, a skipped time moved forward by the gap;
+//! - only instances whose start lies in the window are returned, at most
+//!   [`ExpandOptions::max_instances`] of them.
+
+use crate::event::{Event, Item, RDate, add_duration};
+use crate::ical::value::{RecurrenceRule, Until};
+use crate::time::EventTime;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+/// A half-open span of time `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub from: DateTime<Utc>,
+    /// Exclusive end.
+    pub to: DateTime<Utc>,
+}
+
+/// A window that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    /// A bound is not `YYYY-MM-DD` or RFC 3339.
+    #[error("{0:?} is not a date (YYYY-MM-DD) or an RFC 3339 date-time")]
+    BadBound(String),
+    /// `to` is not after `from`.
+    #[error("the window is empty: {from} is not before {to}")]
+    Empty {
+        /// The start given.
+        from: String,
+        /// The end given.
+        to: String,
+    },
+}
+
+impl Window {
+    /// A window between two instants.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, WindowError> {
+        if from >= to {
+            return Err(WindowError::Empty {
+                from: from.to_rfc3339(),
+                to: to.to_rfc3339(),
+            });
+        }
+        Ok(Self { from, to })
+    }
+
+    /// A window from `YYYY-MM-DD` (midnight UTC) or RFC 3339 bounds.
+    pub fn dates(from: &str, to: &str) -> Result<Self, WindowError> {
+        Self::new(parse_bound(from)?, parse_bound(to)?)
+    }
+}
+
+fn parse_bound(text: &str) -> Result<DateTime<Utc>, WindowError> {
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|_| WindowError::BadBound(text.to_string()))
+}
+
+/// Settings of an expansion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpandOptions {
+    /// At most this many instances are returned per item; the rest are cut
+    /// and [`Expansion::truncated`] is set.
+    pub max_instances: usize,
+    /// The zone floating times and dates are read in when they are compared
+    /// with the window (the viewer's zone).
+    pub floating_zone: Tz,
+}
+
+impl Default for ExpandOptions {
+    fn default() -> Self {
+        Self {
+            max_instances: 10_000,
+            floating_zone: Tz::UTC,
+        }
+    }
+}
+
+/// How many rule occurrences are computed at most before the window end;
+/// bounds the work on rules such as `FREQ=MINUTELY` started years ago.
+const MAX_OCCURRENCES: usize = 1_000_000;
+
+/// One occurrence of an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance<'a> {
+    /// The original start of this occurrence; `None` for a non-recurring event.
+    pub recurrence_id: Option<EventTime>,
+    /// Start (moved, when an override moved it).
+    pub start: EventTime,
+    /// End.
+    pub end: EventTime,
+    /// Where its details come from: the master, an override, or the
+    /// `THISANDFUTURE` override in force.
+    pub event: &'a Event,
+}
+
+/// The result of expanding one item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expansion<'a> {
+    /// Instances whose start lies in the window, sorted by start.
+    pub instances: Vec<Instance<'a>>,
+    /// Whether instances were cut by the instance cap.
+    pub truncated: bool,
+}
+
+/// A series that cannot be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot expand the recurrence of {uid}: {reason}")]
+pub struct ExpandError {
+    /// The item's UID.
+    pub uid: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Item {
+    /// The instances of this item whose start lies in `window`.
+    pub fn expand(&self, window: &Window, options: &ExpandOptions) -> Result<Expansion<'_>, ExpandError> {
+        let mut expander = Expander::new(self, window, options);
+        match &self.master {
+            Some(master) if master.is_recurring() => expander.series(master)?,
+            Some(master) => {
+                let key = expander.key(&master.start, master);
+                match expander.take_override(&key) {
+                    Some(over) => expander.push(Some(master.start.clone()), over.start.clone(), over.effective_end(), over),
+                    None => expander.push(None, master.start.clone(), master.effective_end(), master),
+                }
+            }
+            None => {}
+        }
+        expander.orphans();
+        let mut expansion = expander.done;
+        let fz = options.floating_zone;
+        expansion
+            .instances
+            .sort_by_cached_key(|instance| instance.start.to_utc(fz));
+        Ok(expansion)
+    }
+}
+
+/// Where a time falls in a series: its normalized wall-clock time, or only a
+/// date (an `EXDATE;VALUE=DATE` on a timed series).
+type Key = NaiveDateTime;
+
+struct Expander<'a, 'w> {
+    item: &'a Item,
+    window: &'w Window,
+    options: &'w ExpandOptions,
+    /// Overrides by the series-local key of their `RECURRENCE-ID`.
+    overrides: HashMap<Key, &'a Event>,
+    /// In file order, for stable output of unmatched overrides.
+    override_order: Vec<Key>,
+    done: Expansion<'a>,
+}
+
+impl<'a, 'w> Expander<'a, 'w> {
+    fn new(item: &'a Item, window: &'w Window, options: &'w ExpandOptions) -> Self {
+        let mut expander = Self {
+            item,
+            window,
+            options,
+            overrides: HashMap::new(),
+            override_order: Vec::new(),
+            done: Expansion::default(),
+        };
+        let reference = item.master.as_ref();
+        for over in &item.overrides {
+            if let Some(rid) = &over.recurrence_id {
+                let key = expander.key(&rid.time, reference.unwrap_or(over));
+                if expander.overrides.insert(key, over).is_none() {
+                    expander.override_order.push(key);
+                }
+            }
+        }
+        expander
+    }
+
+    /// The wall-clock time of `time` in the frame of `series`' start:
+    /// zoned series in their zone (normalized out of DST gaps), UTC series
+    /// in UTC, floating and all-day series as written.
+    fn key(&self, time: &EventTime, series: &Event) -> Key {
+        let fz = self.options.floating_zone;
+        match (&series.start, time) {
+            (EventTime::Date(_), other) => other.local().date().and_time(NaiveTime::MIN),
+            (_, EventTime::Floating(local)) => *local,
+            (_, EventTime::Date(date)) => date.and_time(NaiveTime::MIN),
+            (EventTime::Zoned { zone, .. }, other) => other.to_utc(fz).with_timezone(&zone.tz()).naive_local(),
+            (EventTime::Utc(_), other) => other.to_utc(fz).naive_utc(),
+            (EventTime::Floating(_), other) => other.to_utc(fz).with_timezone(&fz).naive_local(),
+        }
+    }
+
+    fn take_override(&mut self, key: &Key) -> Option<&'a Event> {
+        self.overrides.remove(key)
+    }
+
+    fn push(&mut self, recurrence_id: Option<EventTime>, start: EventTime, end: EventTime, event: &'a Event) {
+        let instant = start.to_utc(self.options.floating_zone);
+        if instant < self.window.from || instant >= self.window.to {
+            return;
+        }
+        if self.done.instances.len() >= self.options.max_instances {
+            self.done.truncated = true;
+            return;
+        }
+        self.done.instances.push(Instance {
+            recurrence_id,
+            start,
+            end,
+            event,
+        });
+    }
+
+    /// Overrides whose `RECURRENCE-ID` matched no instance still describe an
+    /// occurrence the organizer sent: they are listed as they are.
+    fn orphans(&mut self) {
+        for key in std::mem::take(&mut self.override_order) {
+            if let Some(over) = self.overrides.remove(&key) {
+                let rid = over.recurrence_id.as_ref().map(|rid| rid.time.clone());
+                self.push(rid, over.start.clone(), over.effective_end(), over);
+            }
+        }
+    }
+
+    fn series(&mut self, master: &'a Event) -> Result<(), ExpandError> {
+        let fail = |reason: String| ExpandError {
+            uid: self.item.uid.to_string(),
+            reason,
+        };
+        let fz = self.options.floating_zone;
+        let all_day = master.start.is_date();
+        let first = self.key(&master.start, master);
+        // THISANDFUTURE overrides, by the key of their RECURRENCE-ID.
+        let mut futures: BTreeMap<Key, &'a Event> = BTreeMap::new();
+        let mut earliest_shift = Duration::zero();
+        for over in &self.item.overrides {
+            if let Some(rid) = over.recurrence_id.as_ref().filter(|rid| rid.this_and_future) {
+                let rid_key = self.key(&rid.time, master);
+                let shift = self.key(&over.start, master) - rid_key;
+                earliest_shift = earliest_shift.min(shift);
+                futures.insert(rid_key, over);
+            }
+        }
+        // Occurrences after the window's end cannot start in it, unless a
+        // THISANDFUTURE override moves them earlier.
+        let window_end = match &master.start {
+            EventTime::Zoned { zone, .. } => self.window.to.with_timezone(&zone.tz()).naive_local(),
+            EventTime::Utc(_) => self.window.to.naive_utc(),
+            _ => self.window.to.with_timezone(&fz).naive_local(),
+        };
+        let horizon = window_end + Duration::days(2) - earliest_shift;
+
+        // Candidate occurrences: DTSTART, the rule, RDATEs. A period RDATE
+        // carries its own end.
+        let mut candidates: BTreeMap<Key, Option<EventTime>> = BTreeMap::new();
+        candidates.insert(first, None);
+        let mut truncated = false;
+        if let Some(rule) = &master.rrule {
+            if first <= horizon {
+                let (occurrences, cut) =
+                    rule_occurrences(rule, first, all_day, &master.start, horizon).map_err(fail)?;
+                truncated = cut;
+                for local in occurrences {
+                    let key = self.key(&master.start.with_local(local), master);
+                    candidates.entry(key).or_insert(None);
+                }
+            }
+        }
+        for rdate in &master.rdates {
+            let key = self.key(rdate.start(), master);
+            let end = match rdate {
+                RDate::Time(_) => None,
+                RDate::Period { end, .. } => Some(end.clone()),
+                RDate::PeriodDuration { start, duration } => Some(add_duration(start, duration)),
+            };
+            candidates.insert(key, end);
+        }
+        let mut excluded_dates: HashSet<NaiveDate> = HashSet::new();
+        let mut excluded: HashSet<Key> = HashSet::new();
+        for exdate in &master.exdates {
+            match exdate {
+                EventTime::Date(date) if !all_day => {
+                    excluded_dates.insert(*date);
+                }
+                other => {
+                    excluded.insert(self.key(other, master));
+                }
+            }
+        }
+
+        let span = Span::of(master, fz);
+        for (key, period_end) in candidates {
+            if excluded.contains(&key) || excluded_dates.contains(&key.date()) {
+                continue;
+            }
+            let rid = master.start.with_local(key);
+            if let Some(over) = self.take_override(&key) {
+                self.push(Some(rid), over.start.clone(), over.effective_end(), over);
+                continue;
+            }
+            let future = futures.range(..key).next_back().map(|(rid_key, over)| (*rid_key, *over));
+            match (future, period_end) {
+                (Some((rid_key, over)), _) => {
+                    let shift = self.key(&over.start, master) - rid_key;
+                    let start = master.start.with_local(key + shift);
+                    let end = Span::of(over, fz).end_from(&start);
+                    self.push(Some(rid), start, end, over);
+                }
+                (None, Some(end)) => self.push(Some(rid.clone()), rid, end, master),
+                (None, None) => {
+                    let end = span.end_from(&rid);
+                    self.push(Some(rid.clone()), rid, end, master);
+                }
+            }
+        }
+        self.done.truncated |= truncated;
+        Ok(())
+    }
+}
+
+/// How long each instance of an event lasts.
+enum Span {
+    /// `DTEND`: the exact time between start and end (whole days for dates).
+    Exact(Duration),
+    /// `DURATION`: nominal days and exact seconds.
+    Nominal(crate::ical::value::IcalDuration),
+}
+
+impl Span {
+    fn of(event: &Event, fz: Tz) -> Span {
+        match (&event.end, &event.duration) {
+            (Some(end), _) => {
+                if event.start.is_date() {
+                    Span::Exact(Duration::days((end.local().date() - event.start.local().date()).num_days()))
+                } else {
+                    Span::Exact(end.to_utc(fz) - event.start.to_utc(fz))
+                }
+            }
+            (None, Some(duration)) => Span::Nominal(*duration),
+            (None, None) if event.start.is_date() => Span::Exact(Duration::days(1)),
+            (None, None) => Span::Exact(Duration::zero()),
+        }
+    }
+
+    fn end_from(&self, start: &EventTime) -> EventTime {
+        match self {
+            Span::Exact(span) => start.add_exact(*span),
+            Span::Nominal(duration) => add_duration(start, duration),
+        }
+    }
+}
+
+/// The wall-clock occurrences of `rule` starting at `first`, up to
+/// `horizon`, computed by calcard on a floating copy of the series so that
+/// no zone arithmetic happens inside it. Returns whether the occurrence cap
+/// cut the result.
+fn rule_occurrences(
+    rule: &RecurrenceRule,
+    first: NaiveDateTime,
+    all_day: bool,
+    start: &EventTime,
+    horizon: NaiveDateTime,
+) -> Result<(Vec<NaiveDateTime>, bool), String> {
+    let mut floating = rule.clone();
+    // UNTIL in the series' own wall-clock frame; inclusive.
+    let until = rule.until.map(|until| match until {
+        Until::Utc(utc) => match start {
+            EventTime::Zoned { zone, .. } => utc.and_utc().with_timezone(&zone.tz()).naive_local(),
+            _ => utc,
+        },
+        Until::Floating(local) => local,
+        Until::Date(date) => {
+            if all_day {
+                date.and_time(NaiveTime::MIN)
+            } else {
+                // A date UNTIL on a timed series includes that whole day.
+                date.and_hms_opt(23, 59, 59).unwrap_or(date.and_time(NaiveTime::MIN))
+            }
+        }
+    });
+    let until = match (until, rule.count) {
+        (Some(until), _) => Some(until.min(horizon)),
+        (None, None) => Some(horizon),
+        (None, Some(_)) => None,
+    };
+    floating.until = until.map(Until::Floating);
+    if floating.until.is_some() {
+        floating.count = None;
+    }
+    let mut text = String::with_capacity(160);
+    let _ = write!(
+        text,
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:{}\r\nRRULE:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        first.format("%Y%m%dT%H%M%S"),
+        floating
+    );
+    let calendar = calcard::icalendar::ICalendar::parse(&text)
+        .map_err(|_| format!("RRULE {floating} could not be read"))?;
+    let expanded = calendar.expand_dates(calcard::common::timezone::Tz::Floating, MAX_OCCURRENCES);
+    if let Some(error) = expanded.errors.first() {
+        return Err(format!("RRULE {}: {}", rule, error.error));
+    }
+    let cut = expanded.events.len() >= MAX_OCCURRENCES;
+    let mut occurrences: Vec<NaiveDateTime> = expanded
+        .events
+        .into_iter()
+        .map(|event| event.start.naive_local())
+        .filter(|local| *local <= horizon)
+        .collect();
+    // COUNT with a horizon: the rule itself stops; drop what lies beyond.
+    if let Some(count) = rule.count.filter(|_| rule.until.is_none()) {
+        occurrences.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    }
+    Ok((occurrences, cut))
+}
