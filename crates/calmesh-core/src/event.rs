@@ -6,8 +6,8 @@
 //! sub-component is kept as written, so a round trip changes nothing calmesh
 //! did not mean to change.
 
-use crate::ical::{Component, Param, Property};
 use crate::ical::value::{IcalDuration, RecurrenceRule};
+use crate::ical::{Component, Param, Property};
 use crate::ids::ItemId;
 use crate::time::EventTime;
 use chrono::{DateTime, Utc};
@@ -114,7 +114,9 @@ impl RDate {
     /// The start of the instance this value adds.
     pub fn start(&self) -> &EventTime {
         match self {
-            RDate::Time(start) | RDate::Period { start, .. } | RDate::PeriodDuration { start, .. } => start,
+            RDate::Time(start)
+            | RDate::Period { start, .. }
+            | RDate::PeriodDuration { start, .. } => start,
         }
     }
 }

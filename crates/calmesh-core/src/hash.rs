@@ -199,7 +199,9 @@ impl Canonical {
             .iter()
             .map(|rdate| match rdate {
                 RDate::Time(time) => time_text(time, false),
-                RDate::Period { start, end } => format!("{}/{}", time_text(start, false), time_text(end, false)),
+                RDate::Period { start, end } => {
+                    format!("{}/{}", time_text(start, false), time_text(end, false))
+                }
                 RDate::PeriodDuration { start, duration } => {
                     let end = crate::event::add_duration(start, duration);
                     format!("{}/{}", time_text(start, false), time_text(&end, false))
@@ -211,7 +213,11 @@ impl Canonical {
         for rdate in rdates {
             self.field("rdate", &rdate);
         }
-        let mut exdates: Vec<String> = event.exdates.iter().map(|time| time_text(time, false)).collect();
+        let mut exdates: Vec<String> = event
+            .exdates
+            .iter()
+            .map(|time| time_text(time, false))
+            .collect();
         exdates.sort();
         exdates.dedup();
         for exdate in exdates {
@@ -248,7 +254,8 @@ fn canonical_rule(rule: &RecurrenceRule, start: &EventTime) -> String {
     rule.by_minute.dedup();
     rule.by_hour.sort_unstable();
     rule.by_hour.dedup();
-    rule.by_day.sort_by_key(|day| (day.ordinal, weekday_str(day.weekday)));
+    rule.by_day
+        .sort_by_key(|day| (day.ordinal, weekday_str(day.weekday)));
     rule.by_day.dedup();
     rule.by_month_day.sort_unstable();
     rule.by_month_day.dedup();

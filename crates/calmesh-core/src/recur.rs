@@ -110,6 +110,11 @@ pub struct Instance<'a> {
     pub start: EventTime,
     /// End.
     pub end: EventTime,
+    /// The instant of the start (floating times read in the floating zone).
+    pub start_at: DateTime<Utc>,
+    /// The instant of the end. In the hour repeated when clocks go back, a
+    /// zoned wall-clock time names two instants; this says which one.
+    pub end_at: DateTime<Utc>,
     /// Where its details come from: the master, an override, or the
     /// `THISANDFUTURE` override in force.
     pub event: &'a Event,
@@ -136,25 +141,39 @@ pub struct ExpandError {
 
 impl Item {
     /// The instances of this item whose start lies in `window`.
-    pub fn expand(&self, window: &Window, options: &ExpandOptions) -> Result<Expansion<'_>, ExpandError> {
+    pub fn expand(
+        &self,
+        window: &Window,
+        options: &ExpandOptions,
+    ) -> Result<Expansion<'_>, ExpandError> {
+        let fz = options.floating_zone;
         let mut expander = Expander::new(self, window, options);
         match &self.master {
             Some(master) if master.is_recurring() => expander.series(master)?,
             Some(master) => {
                 let key = expander.key(&master.start, master);
                 match expander.take_override(&key) {
-                    Some(over) => expander.push(Some(master.start.clone()), over.start.clone(), over.effective_end(), over),
-                    None => expander.push(None, master.start.clone(), master.effective_end(), master),
+                    Some(over) => expander.push(
+                        Some(master.start.clone()),
+                        over.start.clone(),
+                        Span::of(over, fz).ending_from(&over.start, fz),
+                        over,
+                    ),
+                    None => expander.push(
+                        None,
+                        master.start.clone(),
+                        Span::of(master, fz).ending_from(&master.start, fz),
+                        master,
+                    ),
                 }
             }
             None => {}
         }
         expander.orphans();
         let mut expansion = expander.done;
-        let fz = options.floating_zone;
         expansion
             .instances
-            .sort_by_cached_key(|instance| instance.start.to_utc(fz));
+            .sort_by_key(|instance| instance.start_at);
         Ok(expansion)
     }
 }
@@ -205,7 +224,9 @@ impl<'a, 'w> Expander<'a, 'w> {
             (EventTime::Date(_), other) => other.local().date().and_time(NaiveTime::MIN),
             (_, EventTime::Floating(local)) => *local,
             (_, EventTime::Date(date)) => date.and_time(NaiveTime::MIN),
-            (EventTime::Zoned { zone, .. }, other) => other.to_utc(fz).with_timezone(&zone.tz()).naive_local(),
+            (EventTime::Zoned { zone, .. }, other) => {
+                other.to_utc(fz).with_timezone(&zone.tz()).naive_local()
+            }
             (EventTime::Utc(_), other) => other.to_utc(fz).naive_utc(),
             (EventTime::Floating(_), other) => other.to_utc(fz).with_timezone(&fz).naive_local(),
         }
@@ -215,11 +236,26 @@ impl<'a, 'w> Expander<'a, 'w> {
         self.overrides.remove(key)
     }
 
-    fn push(&mut self, recurrence_id: Option<EventTime>, start: EventTime, end: EventTime, event: &'a Event) {
-        let instant = start.to_utc(self.options.floating_zone);
-        if instant < self.window.from || instant >= self.window.to {
+    fn push(
+        &mut self,
+        recurrence_id: Option<EventTime>,
+        start: EventTime,
+        end: Ending,
+        event: &'a Event,
+    ) {
+        let fz = self.options.floating_zone;
+        let start_at = start.to_utc(fz);
+        if start_at < self.window.from || start_at >= self.window.to {
             return;
         }
+        let (end, end_at) = match end {
+            Ending::Time(end) => {
+                let end_at = end.to_utc(fz);
+                (end, end_at)
+            }
+            Ending::At(end, end_at) => (end, end_at),
+            Ending::Exact(span) => (start.add_exact(span), start_at + span),
+        };
         if self.done.instances.len() >= self.options.max_instances {
             self.done.truncated = true;
             return;
@@ -228,6 +264,8 @@ impl<'a, 'w> Expander<'a, 'w> {
             recurrence_id,
             start,
             end,
+            start_at,
+            end_at,
             event,
         });
     }
@@ -238,7 +276,13 @@ impl<'a, 'w> Expander<'a, 'w> {
         for key in std::mem::take(&mut self.override_order) {
             if let Some(over) = self.overrides.remove(&key) {
                 let rid = over.recurrence_id.as_ref().map(|rid| rid.time.clone());
-                self.push(rid, over.start.clone(), over.effective_end(), over);
+                let fz = self.options.floating_zone;
+                self.push(
+                    rid,
+                    over.start.clone(),
+                    Span::of(over, fz).ending_from(&over.start, fz),
+                    over,
+                );
             }
         }
     }
@@ -255,7 +299,11 @@ impl<'a, 'w> Expander<'a, 'w> {
         let mut futures: BTreeMap<Key, &'a Event> = BTreeMap::new();
         let mut earliest_shift = Duration::zero();
         for over in &self.item.overrides {
-            if let Some(rid) = over.recurrence_id.as_ref().filter(|rid| rid.this_and_future) {
+            if let Some(rid) = over
+                .recurrence_id
+                .as_ref()
+                .filter(|rid| rid.this_and_future)
+            {
                 let rid_key = self.key(&rid.time, master);
                 let shift = self.key(&over.start, master) - rid_key;
                 earliest_shift = earliest_shift.min(shift);
@@ -316,20 +364,32 @@ impl<'a, 'w> Expander<'a, 'w> {
             }
             let rid = master.start.with_local(key);
             if let Some(over) = self.take_override(&key) {
-                self.push(Some(rid), over.start.clone(), over.effective_end(), over);
+                self.push(
+                    Some(rid),
+                    over.start.clone(),
+                    Span::of(over, fz).ending_from(&over.start, fz),
+                    over,
+                );
                 continue;
             }
-            let future = futures.range(..key).next_back().map(|(rid_key, over)| (*rid_key, *over));
+            let future = futures
+                .range(..key)
+                .next_back()
+                .map(|(rid_key, over)| (*rid_key, *over));
             match (future, period_end) {
                 (Some((rid_key, over)), _) => {
                     let shift = self.key(&over.start, master) - rid_key;
                     let start = master.start.with_local(key + shift);
-                    let end = Span::of(over, fz).end_from(&start);
-                    self.push(Some(rid), start, end, over);
+                    self.push(
+                        Some(rid),
+                        start.clone(),
+                        Span::of(over, fz).ending_from(&start, fz),
+                        over,
+                    );
                 }
-                (None, Some(end)) => self.push(Some(rid.clone()), rid, end, master),
+                (None, Some(end)) => self.push(Some(rid.clone()), rid, Ending::Time(end), master),
                 (None, None) => {
-                    let end = span.end_from(&rid);
+                    let end = span.ending_from(&rid, fz);
                     self.push(Some(rid.clone()), rid, end, master);
                 }
             }
@@ -352,7 +412,9 @@ impl Span {
         match (&event.end, &event.duration) {
             (Some(end), _) => {
                 if event.start.is_date() {
-                    Span::Exact(Duration::days((end.local().date() - event.start.local().date()).num_days()))
+                    Span::Exact(Duration::days(
+                        (end.local().date() - event.start.local().date()).num_days(),
+                    ))
                 } else {
                     Span::Exact(end.to_utc(fz) - event.start.to_utc(fz))
                 }
@@ -363,12 +425,30 @@ impl Span {
         }
     }
 
-    fn end_from(&self, start: &EventTime) -> EventTime {
-        match self {
-            Span::Exact(span) => start.add_exact(*span),
-            Span::Nominal(duration) => add_duration(start, duration),
+    /// The end of an instance starting at `start`.
+    fn ending_from(&self, start: &EventTime, fz: Tz) -> Ending {
+        match (self, start) {
+            (Span::Exact(span), _) => Ending::Exact(*span),
+            (Span::Nominal(duration), EventTime::Date(_)) => {
+                Ending::Time(add_duration(start, duration))
+            }
+            (Span::Nominal(duration), _) => {
+                // Nominal days move the wall clock; the exact part moves the
+                // instant (which may land in the second of two equal hours).
+                let days = Duration::days(duration.nominal_days());
+                let base = start.with_local(start.local() + days);
+                let exact = duration.exact();
+                Ending::At(base.add_exact(exact), base.to_utc(fz) + exact)
+            }
         }
     }
+}
+
+/// How an instance ends: at a given time, or an exact span after its start.
+enum Ending {
+    Time(EventTime),
+    At(EventTime, DateTime<Utc>),
+    Exact(Duration),
 }
 
 /// The wall-clock occurrences of `rule` starting at `first`, up to
@@ -395,7 +475,8 @@ fn rule_occurrences(
                 date.and_time(NaiveTime::MIN)
             } else {
                 // A date UNTIL on a timed series includes that whole day.
-                date.and_hms_opt(23, 59, 59).unwrap_or(date.and_time(NaiveTime::MIN))
+                date.and_hms_opt(23, 59, 59)
+                    .unwrap_or(date.and_time(NaiveTime::MIN))
             }
         }
     });

@@ -120,6 +120,18 @@ impl EventTime {
                 .to_rfc3339_opts(SecondsFormat::Secs, false),
         }
     }
+
+    /// Like [`EventTime::to_rfc3339`], but a zoned time is printed as
+    /// `instant` in its zone: the right offset even in a repeated hour.
+    pub fn to_rfc3339_at(&self, instant: DateTime<Utc>) -> String {
+        match self {
+            EventTime::Zoned { zone, .. } => instant
+                .with_timezone(&zone.tz())
+                .fixed_offset()
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
+            other => other.to_rfc3339(),
+        }
+    }
 }
 
 /// Turns a wall-clock time in `tz` into an instant, as RFC 5545 §3.3.5 says:
@@ -130,9 +142,7 @@ impl EventTime {
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(instant) => instant.with_timezone(&Utc),
-        LocalResult::Ambiguous(first, second) => {
-            first.min(second).with_timezone(&Utc)
-        }
+        LocalResult::Ambiguous(first, second) => first.min(second).with_timezone(&Utc),
         LocalResult::None => {
             // Transitions are months apart, so a day earlier the offset in
             // force is the one from before the gap.

@@ -95,7 +95,9 @@ fn resolve_windows(name: &str) -> Option<Tz> {
         return Some(zone.into());
     }
     // Exchange appends " 1", " 2" to duplicated zone definitions.
-    let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end();
+    let trimmed = name
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end();
     if trimmed != name {
         if let Ok(zone) = WindowsTimezone::from_str(trimmed) {
             return Some(zone.into());

@@ -303,7 +303,10 @@ fn unterminated(out: &mut Lexed, stack: &mut Vec<Component>, from: usize) {
         out.problems.push(LexProblem {
             line: outer.line,
             uid: uid_of(outer),
-            message: format!("{} is not terminated (no END:{}); skipped", outer.name, outer.name),
+            message: format!(
+                "{} is not terminated (no END:{}); skipped",
+                outer.name, outer.name
+            ),
         });
     }
 }

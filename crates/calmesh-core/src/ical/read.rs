@@ -5,7 +5,9 @@ use super::value::{
     self, RecurrenceRule, parse_date, parse_date_time, parse_duration, split_text_list,
     unescape_text,
 };
-use crate::event::{Class, Event, Item, PartStat, Person, RDate, RecurrenceId, Status, Transparency};
+use crate::event::{
+    Class, Event, Item, PartStat, Person, RDate, RecurrenceId, Status, Transparency,
+};
 use crate::ids::ItemId;
 use crate::time::EventTime;
 use crate::zone::{Zone, resolve_zone_name};
@@ -56,6 +58,9 @@ pub struct Parsed {
     pub calendar: Calendar,
     /// Problems found, in file order.
     pub problems: Vec<Problem>,
+    /// For each item (same index as `calendar.items`), the line of its first
+    /// component, so that later problems (expansion) can say where it is.
+    pub item_lines: Vec<u32>,
 }
 
 /// Input that cannot be used as a calendar at all.
@@ -88,13 +93,19 @@ pub fn parse_calendar(input: &[u8]) -> Result<Parsed, ParseError> {
     };
     let mut zones = ZoneContext::new(&calendar.properties, &lexed.components, &mut problems);
     let mut index: HashMap<ItemId, usize> = HashMap::new();
+    let mut item_lines = Vec::new();
     for component in lexed.components {
         match component.name.as_str() {
             "VTIMEZONE" => calendar.timezones.push(component),
             "VEVENT" => {
                 let line = component.line;
                 match read_event(component, &mut zones, &mut problems) {
-                    Ok(event) => add_event(&mut calendar.items, &mut index, event, line, &mut problems),
+                    Ok(event) => {
+                        add_event(&mut calendar.items, &mut index, event, line, &mut problems);
+                        if item_lines.len() < calendar.items.len() {
+                            item_lines.push(line);
+                        }
+                    }
                     Err(problem) => problems.push(problem),
                 }
             }
@@ -102,7 +113,11 @@ pub fn parse_calendar(input: &[u8]) -> Result<Parsed, ParseError> {
         }
     }
     problems.sort_by_key(|problem| problem.line);
-    Ok(Parsed { calendar, problems })
+    Ok(Parsed {
+        calendar,
+        problems,
+        item_lines,
+    })
 }
 
 fn add_event(
@@ -166,18 +181,23 @@ struct ZoneContext {
 
 impl ZoneContext {
     fn new(properties: &[Property], components: &[Component], problems: &mut Vec<Problem>) -> Self {
-        let default = properties.iter().find(|prop| prop.name == "X-WR-TIMEZONE").and_then(|prop| {
-            let name = unescape_text(prop.value.trim());
-            let zone = resolve_zone_name(&name).map(|tz| Zone::new(name.as_str(), tz));
-            if zone.is_none() {
-                problems.push(Problem {
-                    uid: None,
-                    line: prop.line,
-                    message: format!("X-WR-TIMEZONE {name:?} is not a known time zone; ignored"),
-                });
-            }
-            zone
-        });
+        let default = properties
+            .iter()
+            .find(|prop| prop.name == "X-WR-TIMEZONE")
+            .and_then(|prop| {
+                let name = unescape_text(prop.value.trim());
+                let zone = resolve_zone_name(&name).map(|tz| Zone::new(name.as_str(), tz));
+                if zone.is_none() {
+                    problems.push(Problem {
+                        uid: None,
+                        line: prop.line,
+                        message: format!(
+                            "X-WR-TIMEZONE {name:?} is not a known time zone; ignored"
+                        ),
+                    });
+                }
+                zone
+            });
         let vtimezones = components
             .iter()
             .filter(|component| component.name == "VTIMEZONE")
@@ -244,15 +264,17 @@ impl Reader<'_> {
     /// Reads one date or date-time value of `prop`.
     fn time(&mut self, prop: &Property, text: &str) -> Result<EventTime, String> {
         let text = text.trim();
-        let is_date = prop.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
+        let is_date = prop
+            .param("VALUE")
+            .is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
             || (text.len() == 8 && !text.contains(['T', 't']));
         if is_date {
             return parse_date(text)
                 .map(EventTime::Date)
                 .ok_or_else(|| format!("{}: {text:?} is not a date", prop.name));
         }
-        let (local, utc) =
-            parse_date_time(text).ok_or_else(|| format!("{}: {text:?} is not a date-time", prop.name))?;
+        let (local, utc) = parse_date_time(text)
+            .ok_or_else(|| format!("{}: {text:?} is not a date-time", prop.name))?;
         if utc {
             return Ok(EventTime::Utc(local.and_utc()));
         }
@@ -263,7 +285,10 @@ impl Reader<'_> {
             }
             self.warn(
                 prop.line,
-                format!("{}: unknown time zone {tzid:?}; read as floating time", prop.name),
+                format!(
+                    "{}: unknown time zone {tzid:?}; read as floating time",
+                    prop.name
+                ),
             );
             return Ok(EventTime::Floating(local));
         }
@@ -361,7 +386,12 @@ fn read_event(
             .filter(|param| !interpreted_param(&prop.name, &param.name))
             .cloned()
             .collect();
-        if !kept.is_empty() && !event.other_params.iter().any(|(name, _)| name == &prop.name) {
+        if !kept.is_empty()
+            && !event
+                .other_params
+                .iter()
+                .any(|(name, _)| name == &prop.name)
+        {
             event.other_params.push((prop.name.clone(), kept));
         }
     };
@@ -386,17 +416,28 @@ fn read_event(
                     event.duration = Some(duration);
                 }
                 None => {
-                    reader.warn(prop.line, format!("DURATION: {:?} is not a duration; kept uninterpreted", prop.value));
+                    reader.warn(
+                        prop.line,
+                        format!(
+                            "DURATION: {:?} is not a duration; kept uninterpreted",
+                            prop.value
+                        ),
+                    );
                     event.other_properties.push(prop);
                 }
             },
             "RECURRENCE-ID" => {
-                let time = reader.time(&prop, &prop.value).map_err(|message| fatal(prop.line, message))?;
+                let time = reader
+                    .time(&prop, &prop.value)
+                    .map_err(|message| fatal(prop.line, message))?;
                 params_of(&mut event, &prop);
                 let this_and_future = prop
                     .param("RANGE")
                     .is_some_and(|range| range.eq_ignore_ascii_case("THISANDFUTURE"));
-                event.recurrence_id = Some(RecurrenceId { time, this_and_future });
+                event.recurrence_id = Some(RecurrenceId {
+                    time,
+                    this_and_future,
+                });
             }
             "SUMMARY" | "DESCRIPTION" | "LOCATION" => {
                 params_of(&mut event, &prop);
@@ -420,7 +461,10 @@ fn read_event(
                 "OPAQUE" => event.transparency = Some(Transparency::Opaque),
                 "TRANSPARENT" => event.transparency = Some(Transparency::Transparent),
                 _ => {
-                    reader.warn(prop.line, format!("TRANSP: unknown value {:?}; kept uninterpreted", prop.value));
+                    reader.warn(
+                        prop.line,
+                        format!("TRANSP: unknown value {:?}; kept uninterpreted", prop.value),
+                    );
                     event.other_properties.push(prop);
                 }
             },
@@ -445,11 +489,14 @@ fn read_event(
             "ORGANIZER" => event.organizer = Some(person(&prop)),
             "ATTENDEE" => event.attendees.push(person(&prop)),
             "RRULE" if event.rrule.is_none() => {
-                let rule = RecurrenceRule::parse(&prop.value).map_err(|err| fatal(prop.line, format!("RRULE: {err}")))?;
+                let rule = RecurrenceRule::parse(&prop.value)
+                    .map_err(|err| fatal(prop.line, format!("RRULE: {err}")))?;
                 event.rrule = Some(rule);
             }
             "RDATE" => {
-                let is_period = prop.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("PERIOD"));
+                let is_period = prop
+                    .param("VALUE")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("PERIOD"));
                 for text in prop.value.split(',') {
                     let rdate = if is_period || text.contains('/') {
                         read_period(&mut reader, &prop, text)
@@ -473,7 +520,13 @@ fn read_event(
             "SEQUENCE" => match prop.value.trim().parse() {
                 Ok(sequence) => event.sequence = Some(sequence),
                 Err(_) => {
-                    reader.warn(prop.line, format!("SEQUENCE: {:?} is not an integer; kept uninterpreted", prop.value));
+                    reader.warn(
+                        prop.line,
+                        format!(
+                            "SEQUENCE: {:?} is not an integer; kept uninterpreted",
+                            prop.value
+                        ),
+                    );
                     event.other_properties.push(prop);
                 }
             },

@@ -338,7 +338,11 @@ pub fn weekday_str(day: Weekday) -> &'static str {
     }
 }
 
-fn list<T: std::str::FromStr>(part: &str, value: &str, ok: impl Fn(&T) -> bool) -> Result<Vec<T>, RuleError> {
+fn list<T: std::str::FromStr>(
+    part: &str,
+    value: &str,
+    ok: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, RuleError> {
     value
         .split(',')
         .map(|item| {
@@ -376,7 +380,11 @@ impl RecurrenceRule {
             week_start: None,
             other: Vec::new(),
         };
-        for part in text.trim().split(';').filter(|part| !part.trim().is_empty()) {
+        for part in text
+            .trim()
+            .split(';')
+            .filter(|part| !part.trim().is_empty())
+        {
             let Some((name, value)) = part.split_once('=') else {
                 return Err(RuleError {
                     part: part.to_string(),
@@ -390,41 +398,62 @@ impl RecurrenceRule {
                 reason,
             };
             match name.as_str() {
-                "FREQ" => freq = Some(Frequency::parse(&upper).ok_or_else(|| err("unknown frequency"))?),
+                "FREQ" => {
+                    freq = Some(Frequency::parse(&upper).ok_or_else(|| err("unknown frequency"))?)
+                }
                 "INTERVAL" => {
                     rule.interval = Some(
-                        upper.parse().ok().filter(|n| *n > 0).ok_or_else(|| err("not a positive integer"))?,
+                        upper
+                            .parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| err("not a positive integer"))?,
                     )
                 }
                 "COUNT" => rule.count = Some(upper.parse().map_err(|_| err("not an integer"))?),
                 "UNTIL" => {
                     rule.until = Some(if let Some((local, utc)) = parse_date_time(&upper) {
-                        if utc { Until::Utc(local) } else { Until::Floating(local) }
+                        if utc {
+                            Until::Utc(local)
+                        } else {
+                            Until::Floating(local)
+                        }
                     } else {
-                        Until::Date(parse_date(&upper).ok_or_else(|| err("not a date or date-time"))?)
+                        Until::Date(
+                            parse_date(&upper).ok_or_else(|| err("not a date or date-time"))?,
+                        )
                     })
                 }
                 "BYSECOND" => rule.by_second = list(part, &upper, |v: &u8| *v <= 60)?,
                 "BYMINUTE" => rule.by_minute = list(part, &upper, |v: &u8| *v <= 59)?,
                 "BYHOUR" => rule.by_hour = list(part, &upper, |v: &u8| *v <= 23)?,
                 "BYMONTHDAY" => {
-                    rule.by_month_day = list(part, &upper, |v: &i8| *v != 0 && (-31..=31).contains(v))?
+                    rule.by_month_day =
+                        list(part, &upper, |v: &i8| *v != 0 && (-31..=31).contains(v))?
                 }
                 "BYYEARDAY" => {
-                    rule.by_year_day = list(part, &upper, |v: &i16| *v != 0 && (-366..=366).contains(v))?
+                    rule.by_year_day =
+                        list(part, &upper, |v: &i16| *v != 0 && (-366..=366).contains(v))?
                 }
                 "BYWEEKNO" => {
-                    rule.by_week_no = list(part, &upper, |v: &i8| *v != 0 && (-53..=53).contains(v))?
+                    rule.by_week_no =
+                        list(part, &upper, |v: &i8| *v != 0 && (-53..=53).contains(v))?
                 }
                 "BYMONTH" => rule.by_month = list(part, &upper, |v: &u8| (1..=12).contains(v))?,
                 "BYSETPOS" => {
-                    rule.by_set_pos = list(part, &upper, |v: &i32| *v != 0 && (-366..=366).contains(v))?
+                    rule.by_set_pos =
+                        list(part, &upper, |v: &i32| *v != 0 && (-366..=366).contains(v))?
                 }
-                "WKST" => rule.week_start = Some(weekday(&upper).ok_or_else(|| err("unknown weekday"))?),
+                "WKST" => {
+                    rule.week_start = Some(weekday(&upper).ok_or_else(|| err("unknown weekday"))?)
+                }
                 "BYDAY" => {
                     for item in upper.split(',') {
                         let item = item.trim();
-                        let split = item.len().checked_sub(2).ok_or_else(|| err("unknown weekday"))?;
+                        let split = item
+                            .len()
+                            .checked_sub(2)
+                            .ok_or_else(|| err("unknown weekday"))?;
                         let (num, day) = item.split_at(split);
                         let weekday = weekday(day).ok_or_else(|| err("unknown weekday"))?;
                         let ordinal = if num.is_empty() {
@@ -520,7 +549,15 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for text in ["PT1H", "-PT15M", "P1D", "P1DT2H30M", "P2W", "PT0S", "PT1H0M5S"] {
+        for text in [
+            "PT1H",
+            "-PT15M",
+            "P1D",
+            "P1DT2H30M",
+            "P2W",
+            "PT0S",
+            "PT1H0M5S",
+        ] {
             let parsed = parse_duration(text).unwrap();
             assert_eq!(parse_duration(&parsed.to_string()), Some(parsed), "{text}");
         }
@@ -531,8 +568,12 @@ mod tests {
 
     #[test]
     fn rules_parse_and_print_canonically() {
-        let rule = RecurrenceRule::parse("byday=we,mo;FREQ=WEEKLY;until=20250301T000000Z;X-FOO=1").unwrap();
-        assert_eq!(rule.to_string(), "FREQ=WEEKLY;UNTIL=20250301T000000Z;BYDAY=WE,MO;X-FOO=1");
+        let rule = RecurrenceRule::parse("byday=we,mo;FREQ=WEEKLY;until=20250301T000000Z;X-FOO=1")
+            .unwrap();
+        assert_eq!(
+            rule.to_string(),
+            "FREQ=WEEKLY;UNTIL=20250301T000000Z;BYDAY=WE,MO;X-FOO=1"
+        );
         let rule = RecurrenceRule::parse("FREQ=MONTHLY;BYDAY=-1FR,+2TU;BYSETPOS=-1").unwrap();
         assert_eq!(rule.by_day[0].ordinal, Some(-1));
         assert_eq!(rule.by_day[1].ordinal, Some(2));

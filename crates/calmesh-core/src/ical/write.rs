@@ -1,9 +1,9 @@
 //! From the event model to iCalendar text: CRLF line ends, lines folded at
 //! 75 octets without splitting a UTF-8 character.
 
+use super::Calendar;
 use super::lex::{Component, Param, Property};
 use super::value::escape_text;
-use super::Calendar;
 use crate::event::{Class, Event, Item, PartStat, Person, RDate, Status, Transparency};
 use crate::time::EventTime;
 use std::fmt::Write as _;
@@ -12,7 +12,11 @@ use std::fmt::Write as _;
 pub fn write_calendar(calendar: &Calendar) -> String {
     let mut out = String::with_capacity(1024 + calendar.items.len() * 512);
     line(&mut out, "BEGIN", &[], "VCALENDAR");
-    if !calendar.properties.iter().any(|prop| prop.name == "VERSION") {
+    if !calendar
+        .properties
+        .iter()
+        .any(|prop| prop.name == "VERSION")
+    {
         line(&mut out, "VERSION", &[], "2.0");
     }
     if !calendar.properties.iter().any(|prop| prop.name == "PRODID") {
@@ -70,7 +74,12 @@ fn time_line(out: &mut String, event: &Event, name: &str, time: &EventTime) {
 
 fn text_line(out: &mut String, event: &Event, name: &str, text: &Option<String>) {
     if let Some(text) = text {
-        line(out, name, &with_params(Vec::new(), event, name), &escape_text(text));
+        line(
+            out,
+            name,
+            &with_params(Vec::new(), event, name),
+            &escape_text(text),
+        );
     }
 }
 
@@ -101,21 +110,36 @@ fn write_event(out: &mut String, event: &Event) {
     line(out, "BEGIN", &[], "VEVENT");
     line(out, "UID", &[], &escape_text(event.uid.as_str()));
     if let Some(dtstamp) = event.dtstamp {
-        line(out, "DTSTAMP", &[], &dtstamp.format("%Y%m%dT%H%M%SZ").to_string());
+        line(
+            out,
+            "DTSTAMP",
+            &[],
+            &dtstamp.format("%Y%m%dT%H%M%SZ").to_string(),
+        );
     }
     if let Some(rid) = &event.recurrence_id {
         let (mut params, value) = time_value(&rid.time);
         if rid.this_and_future {
             params.push(Param::new("RANGE", "THISANDFUTURE"));
         }
-        line(out, "RECURRENCE-ID", &with_params(params, event, "RECURRENCE-ID"), &value);
+        line(
+            out,
+            "RECURRENCE-ID",
+            &with_params(params, event, "RECURRENCE-ID"),
+            &value,
+        );
     }
     time_line(out, event, "DTSTART", &event.start);
     if let Some(end) = &event.end {
         time_line(out, event, "DTEND", end);
     }
     if let Some(duration) = &event.duration {
-        line(out, "DURATION", &with_params(Vec::new(), event, "DURATION"), &duration.to_string());
+        line(
+            out,
+            "DURATION",
+            &with_params(Vec::new(), event, "DURATION"),
+            &duration.to_string(),
+        );
     }
     if let Some(rule) = &event.rrule {
         line(out, "RRULE", &[], &rule.to_string());
@@ -158,7 +182,12 @@ fn write_event(out: &mut String, event: &Event) {
             Status::Cancelled => "CANCELLED",
             Status::Other(other) => other,
         };
-        line(out, "STATUS", &with_params(Vec::new(), event, "STATUS"), value);
+        line(
+            out,
+            "STATUS",
+            &with_params(Vec::new(), event, "STATUS"),
+            value,
+        );
     }
     if let Some(transparency) = event.transparency {
         let value = match transparency {
@@ -174,11 +203,21 @@ fn write_event(out: &mut String, event: &Event) {
             Class::Confidential => "CONFIDENTIAL",
             Class::Other(other) => other,
         };
-        line(out, "CLASS", &with_params(Vec::new(), event, "CLASS"), value);
+        line(
+            out,
+            "CLASS",
+            &with_params(Vec::new(), event, "CLASS"),
+            value,
+        );
     }
     if !event.categories.is_empty() {
         let value: Vec<String> = event.categories.iter().map(|c| escape_text(c)).collect();
-        line(out, "CATEGORIES", &with_params(Vec::new(), event, "CATEGORIES"), &value.join(","));
+        line(
+            out,
+            "CATEGORIES",
+            &with_params(Vec::new(), event, "CATEGORIES"),
+            &value.join(","),
+        );
     }
     if let Some(organizer) = &event.organizer {
         person_line(out, "ORGANIZER", organizer);
@@ -190,10 +229,20 @@ fn write_event(out: &mut String, event: &Event) {
         line(out, "SEQUENCE", &[], &sequence.to_string());
     }
     if let Some(created) = event.created {
-        line(out, "CREATED", &[], &created.format("%Y%m%dT%H%M%SZ").to_string());
+        line(
+            out,
+            "CREATED",
+            &[],
+            &created.format("%Y%m%dT%H%M%SZ").to_string(),
+        );
     }
     if let Some(modified) = event.last_modified {
-        line(out, "LAST-MODIFIED", &[], &modified.format("%Y%m%dT%H%M%SZ").to_string());
+        line(
+            out,
+            "LAST-MODIFIED",
+            &[],
+            &modified.format("%Y%m%dT%H%M%SZ").to_string(),
+        );
     }
     for prop in &event.other_properties {
         property(out, prop);
