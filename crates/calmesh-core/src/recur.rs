@@ -251,6 +251,18 @@ impl<'a, 'w> Expander<'a, 'w> {
         let (end, end_at) = match end {
             Ending::Time(end) => {
                 let end_at = end.to_utc(fz);
+                // An end written in UTC or another zone (an RDATE period) is
+                // shown in the zone of the start.
+                let end = match (&start, end) {
+                    (
+                        EventTime::Zoned { zone, .. },
+                        EventTime::Utc(_) | EventTime::Zoned { .. },
+                    ) => EventTime::Zoned {
+                        local: end_at.with_timezone(&zone.tz()).naive_local(),
+                        zone: zone.clone(),
+                    },
+                    (_, end) => end,
+                };
                 (end, end_at)
             }
             Ending::At(end, end_at) => (end, end_at),

@@ -29,7 +29,9 @@ impl Param {
 }
 
 /// A property as written: name, parameters and the raw (still escaped) value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Equality ignores `line`: where a property was read is provenance, not content.
+#[derive(Debug, Clone, Eq)]
 pub struct Property {
     /// Property name, upper-case.
     pub name: String,
@@ -39,6 +41,20 @@ pub struct Property {
     pub value: String,
     /// Physical line (1-based) where the property starts; 0 when built in code.
     pub line: u32,
+}
+
+impl PartialEq for Property {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.params == other.params && self.value == other.value
+    }
+}
+
+impl PartialEq for Component {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.properties == other.properties
+            && self.children == other.children
+    }
 }
 
 impl Property {
@@ -52,7 +68,9 @@ impl Property {
 }
 
 /// A component (`VEVENT`, `VALARM`, ...) with its properties and children.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Equality ignores `line`.
+#[derive(Debug, Clone, Eq)]
 pub struct Component {
     /// Component name, upper-case.
     pub name: String,
