@@ -336,15 +336,15 @@ impl<'a, 'w> Expander<'a, 'w> {
         let mut candidates: BTreeMap<Key, Option<EventTime>> = BTreeMap::new();
         candidates.insert(first, None);
         let mut truncated = false;
-        if let Some(rule) = &master.rrule {
-            if first <= horizon {
-                let (occurrences, cut) =
-                    rule_occurrences(rule, first, all_day, &master.start, horizon).map_err(fail)?;
-                truncated = cut;
-                for local in occurrences {
-                    let key = self.key(&master.start.with_local(local), master);
-                    candidates.entry(key).or_insert(None);
-                }
+        if let Some(rule) = &master.rrule
+            && first <= horizon
+        {
+            let (occurrences, cut) =
+                rule_occurrences(rule, first, all_day, &master.start, horizon).map_err(fail)?;
+            truncated = cut;
+            for local in occurrences {
+                let key = self.key(&master.start.with_local(local), master);
+                candidates.entry(key).or_insert(None);
             }
         }
         for rdate in &master.rdates {

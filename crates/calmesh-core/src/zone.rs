@@ -64,10 +64,10 @@ pub fn resolve_zone_name(raw: &str) -> Option<Tz> {
         return Some(tz);
     }
     // libical and Mozilla prefix IANA names with a vendor path.
-    if let Some(idx) = find_iana_suffix(name) {
-        if let Ok(tz) = Tz::from_str(&name[idx..]) {
-            return Some(tz);
-        }
+    if let Some(idx) = find_iana_suffix(name)
+        && let Ok(tz) = Tz::from_str(&name[idx..])
+    {
+        return Some(tz);
     }
     match calcard::common::timezone::Tz::from_str(name) {
         Ok(calcard::common::timezone::Tz::Tz(tz)) => Some(tz),
@@ -98,10 +98,10 @@ fn resolve_windows(name: &str) -> Option<Tz> {
     let trimmed = name
         .trim_end_matches(|c: char| c.is_ascii_digit())
         .trim_end();
-    if trimmed != name {
-        if let Ok(zone) = WindowsTimezone::from_str(trimmed) {
-            return Some(zone.into());
-        }
+    if trimmed != name
+        && let Ok(zone) = WindowsTimezone::from_str(trimmed)
+    {
+        return Some(zone.into());
     }
     // Known misspellings and short forms seen in the wild.
     let alias = match trimmed {

@@ -1,4 +1,6 @@
 //! The `calmesh` binary, end to end: `ical expand` and `ical inspect` on the
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! fixture corpus, compared with expectations computed outside calmesh.
 
 use serde_json::Value;

@@ -1,5 +1,7 @@
 //! Cross-module tests of calmesh-core, in one test binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod expand;
 mod hash;
 mod oracle;

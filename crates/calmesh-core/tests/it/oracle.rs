@@ -85,10 +85,10 @@ fn rule() -> impl Strategy<Value = String> {
                     let months: Vec<String> = months.iter().map(ToString::to_string).collect();
                     rule.push_str(&format!(";BYMONTH={}", months.join(",")));
                 }
-                if let Some(pos) = set_pos {
-                    if rule.contains("BYDAY") || rule.contains("BYMONTHDAY") {
-                        rule.push_str(&format!(";BYSETPOS={pos}"));
-                    }
+                if let Some(pos) = set_pos
+                    && (rule.contains("BYDAY") || rule.contains("BYMONTHDAY"))
+                {
+                    rule.push_str(&format!(";BYSETPOS={pos}"));
                 }
                 rule.push_str(&end);
                 rule

@@ -205,13 +205,13 @@ fn event() -> impl Strategy<Value = Event> {
                 event.sequence = sequence;
                 event.dtstamp =
                     dtstamp.map(|t| DateTime::from_timestamp(t.timestamp(), 0).unwrap());
-                if let Some(seconds) = duration {
-                    if !start.is_date() {
-                        event.duration = Some(IcalDuration {
-                            seconds,
-                            ..IcalDuration::default()
-                        });
-                    }
+                if let Some(seconds) = duration
+                    && !start.is_date()
+                {
+                    event.duration = Some(IcalDuration {
+                        seconds,
+                        ..IcalDuration::default()
+                    });
                 }
                 if x_prop {
                     event.other_properties.push(Property {
