@@ -16,8 +16,8 @@
 //!   [`ExpandOptions::max_instances`] of them.
 
 use crate::event::{Event, Item, RDate, add_duration};
-use crate::ical::value::{RecurrenceRule, Until};
-use crate::time::EventTime;
+use crate::ical::value::{Frequency, RecurrenceRule, Until};
+use crate::time::{EventTime, resolve_local};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -330,6 +330,23 @@ impl<'a, 'w> Expander<'a, 'w> {
             _ => self.window.to.with_timezone(&fz).naive_local(),
         };
         let horizon = window_end + Duration::days(2) - earliest_shift;
+        // Occurrences long before the window cannot start in it, unless a
+        // THISANDFUTURE override moves them later; an override of a single
+        // early occurrence is listed through `orphans` from its own start.
+        let latest_shift = futures
+            .iter()
+            .map(|(rid_key, over)| self.key(&over.start, master) - *rid_key)
+            .max()
+            .unwrap_or_else(Duration::zero)
+            .max(Duration::zero());
+        let window_start = match &master.start {
+            EventTime::Zoned { zone, .. } => {
+                self.window.from.with_timezone(&zone.tz()).naive_local()
+            }
+            EventTime::Utc(_) => self.window.from.naive_utc(),
+            _ => self.window.from.with_timezone(&fz).naive_local(),
+        };
+        let early = window_start - Duration::days(2) - latest_shift;
 
         // Candidate occurrences: DTSTART, the rule, RDATEs. A period RDATE
         // carries its own end.
@@ -340,10 +357,16 @@ impl<'a, 'w> Expander<'a, 'w> {
             && first <= horizon
         {
             let (occurrences, cut) =
-                rule_occurrences(rule, first, all_day, &master.start, horizon).map_err(fail)?;
+                rule_occurrences(rule, first, all_day, &master.start, early, horizon)
+                    .map_err(fail)?;
             truncated = cut;
             for local in occurrences {
-                let key = self.key(&master.start.with_local(local), master);
+                // Occurrences are wall-clock times in the series' own frame
+                // already; only a time in a DST gap needs moving.
+                let key = match &master.start {
+                    EventTime::Zoned { zone, .. } => normalize_local(zone.tz(), local),
+                    _ => local,
+                };
                 candidates.entry(key).or_insert(None);
             }
         }
@@ -370,7 +393,8 @@ impl<'a, 'w> Expander<'a, 'w> {
         }
 
         let span = Span::of(master, fz);
-        for (key, period_end) in candidates {
+        for (key, period_end) in candidates.range(early..) {
+            let (key, period_end) = (*key, period_end.clone());
             if excluded.contains(&key) || excluded_dates.contains(&key.date()) {
                 continue;
             }
@@ -408,6 +432,16 @@ impl<'a, 'w> Expander<'a, 'w> {
         }
         self.done.truncated |= truncated;
         Ok(())
+    }
+}
+
+/// A wall-clock time that exists in `tz`: a time in a DST gap moves forward
+/// by the gap.
+fn normalize_local(tz: Tz, local: NaiveDateTime) -> NaiveDateTime {
+    use chrono::{LocalResult, TimeZone};
+    match tz.from_local_datetime(&local) {
+        LocalResult::None => resolve_local(tz, local).with_timezone(&tz).naive_local(),
+        _ => local,
     }
 }
 
@@ -465,16 +499,33 @@ enum Ending {
 
 /// The wall-clock occurrences of `rule` starting at `first`, up to
 /// `horizon`, computed by calcard on a floating copy of the series so that
-/// no zone arithmetic happens inside it. Returns whether the occurrence cap
-/// cut the result.
+/// no zone arithmetic happens inside it. Occurrences before `early` may be
+/// left out. Returns whether the occurrence cap cut the result.
 fn rule_occurrences(
     rule: &RecurrenceRule,
     first: NaiveDateTime,
     all_day: bool,
     start: &EventTime,
+    early: NaiveDateTime,
     horizon: NaiveDateTime,
 ) -> Result<(Vec<NaiveDateTime>, bool), String> {
     let mut floating = rule.clone();
+    // A DAILY or WEEKLY rule without COUNT yields the same occurrences from
+    // a start moved forward by whole intervals (days and weeks have no
+    // lengths to vary in a floating frame), so the copy starts just before
+    // `early` instead of iterating years of history. The series' own first
+    // occurrence is added by the caller either way.
+    let period_days = match rule.freq {
+        Frequency::Daily => 1,
+        Frequency::Weekly => 7,
+        _ => 0,
+    } * i64::from(rule.interval.unwrap_or(1));
+    let first = if period_days > 0 && rule.count.is_none() && early > first {
+        let periods = (early - first).num_days() / period_days;
+        first + Duration::days(periods * period_days)
+    } else {
+        first
+    };
     // UNTIL in the series' own wall-clock frame; inclusive.
     let until = rule.until.map(|until| match until {
         Until::Utc(utc) => match start {
@@ -497,6 +548,10 @@ fn rule_occurrences(
         (None, None) => Some(horizon),
         (None, Some(_)) => None,
     };
+    if until.is_some_and(|until| until < first) {
+        // The rule ended before the (possibly moved) start.
+        return Ok((Vec::new(), false));
+    }
     floating.until = until.map(Until::Floating);
     if floating.until.is_some() {
         floating.count = None;

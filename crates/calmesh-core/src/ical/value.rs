@@ -78,12 +78,26 @@ impl fmt::Display for IcalDuration {
     }
 }
 
+fn digits(bytes: &[u8]) -> Option<u32> {
+    if bytes.is_empty() || bytes.len() > 9 {
+        return None;
+    }
+    bytes.iter().try_fold(0u32, |acc, byte| {
+        byte.is_ascii_digit()
+            .then(|| acc * 10 + u32::from(byte - b'0'))
+    })
+}
+
 /// Parses `YYYYMMDD` (also tolerates `YYYY-MM-DD`).
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
-    let text = text.trim();
-    NaiveDate::parse_from_str(text, "%Y%m%d")
-        .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d"))
-        .ok()
+    let bytes = text.trim().as_bytes();
+    let (year, month, day) = match bytes.len() {
+        8 => (&bytes[..4], &bytes[4..6], &bytes[6..]),
+        10 if bytes[4] == b'-' && bytes[7] == b'-' => (&bytes[..4], &bytes[5..7], &bytes[8..]),
+        _ => return None,
+    };
+    let year = i32::try_from(digits(year)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(month)?, digits(day)?)
 }
 
 /// Parses `YYYYMMDDTHHMMSS[Z]`; returns the wall-clock time and whether it
@@ -96,11 +110,15 @@ pub fn parse_date_time(text: &str) -> Option<(NaiveDateTime, bool)> {
     };
     let (date, time) = body.split_once(['T', 't'])?;
     let date = parse_date(date)?;
-    let time = match time.len() {
-        6 => NaiveTime::parse_from_str(time, "%H%M%S").ok()?,
-        4 => NaiveTime::parse_from_str(time, "%H%M").ok()?,
-        _ => NaiveTime::parse_from_str(time, "%H:%M:%S").ok()?,
+    let bytes = time.as_bytes();
+    let (hour, minute, second) = match bytes.len() {
+        6 => (&bytes[..2], &bytes[2..4], &bytes[4..]),
+        4 => (&bytes[..2], &bytes[2..4], &b"00"[..]),
+        8 if bytes[2] == b':' && bytes[5] == b':' => (&bytes[..2], &bytes[3..5], &bytes[6..]),
+        _ => return None,
     };
+    // A leap second (60) is read as the last second of the minute.
+    let time = NaiveTime::from_hms_opt(digits(hour)?, digits(minute)?, digits(second)?.min(59))?;
     Some((date.and_time(time), utc))
 }
 

@@ -175,3 +175,52 @@ proptest! {
         prop_assert!(ours.contains(&dtstart_at), "DTSTART missing");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A narrow window returns exactly the instances of a wide one that
+    /// start in it: skipping history before the window loses nothing.
+    #[test]
+    fn narrow_window_is_a_slice_of_the_wide_one(
+        rule in rule().prop_map(|rule| rule.split(";COUNT").next().unwrap().split(";UNTIL").next().unwrap().to_string()),
+        zone in 0usize..ZONES.len(),
+        day in 0i64..730,
+        hour in 0u32..24,
+        from_day in 0i64..1500,
+        len_days in 1i64..120,
+        has_override in any::<bool>(),
+    ) {
+        let zone_name = ZONES[zone];
+        let start = (NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Duration::days(day)).and_hms_opt(hour, 0, 0).unwrap();
+        let mut body = format!(
+            "BEGIN:VEVENT\nUID:p\nDTSTART;TZID={zone_name}:{}\nDURATION:PT1H\nRRULE:{rule}\nEND:VEVENT",
+            start.format("%Y%m%dT%H%M%S")
+        );
+        if has_override {
+            // Moves the occurrence after DTSTART's day forward by an hour from then on.
+            let rid = start + chrono::Duration::days(7);
+            body.push_str(&format!(
+                "\nBEGIN:VEVENT\nUID:p\nRECURRENCE-ID;TZID={zone_name};RANGE=THISANDFUTURE:{}\nDTSTART;TZID={zone_name}:{}\nEND:VEVENT",
+                rid.format("%Y%m%dT%H%M%S"),
+                (rid + chrono::Duration::hours(1)).format("%Y%m%dT%H%M%S"),
+            ));
+        }
+        let parsed = parse_calendar(calendar(&body).as_bytes()).unwrap();
+        prop_assume!(parsed.calendar.items.len() == 1);
+        let item = &parsed.calendar.items[0];
+        let wide = Window::dates("2023-01-01", "2031-01-01").unwrap();
+        let from = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Duration::days(from_day);
+        let narrow = Window::new(
+            from.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            (from + chrono::Duration::days(len_days)).and_hms_opt(0, 0, 0).unwrap().and_utc(),
+        ).unwrap();
+        let options = ExpandOptions { max_instances: 100_000, ..ExpandOptions::default() };
+        let Ok(all) = item.expand(&wide, &options) else { return Ok(()) };
+        let want: Vec<_> = all.instances.into_iter()
+            .filter(|instance| instance.start_at >= narrow.from && instance.start_at < narrow.to)
+            .collect();
+        let got = item.expand(&narrow, &options).unwrap().instances;
+        prop_assert_eq!(got, want);
+    }
+}
