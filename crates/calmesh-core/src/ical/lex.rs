@@ -4,6 +4,8 @@
 //! unterminated and mismatched components. Every line keeps its physical
 //! line number so that problems can say where they are.
 
+use std::borrow::Cow;
+
 /// A parameter of a content line, name upper-cased, values unquoted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Param {
@@ -120,22 +122,20 @@ pub(crate) struct Lexed {
 /// Splits input into logical (unfolded) lines with their first physical line
 /// number. Folds are joined as bytes, so a fold inside a UTF-8 sequence is
 /// healed before decoding.
-fn logical_lines(input: &[u8]) -> Vec<(u32, Vec<u8>)> {
+fn logical_lines(input: &[u8]) -> Vec<(u32, Cow<'_, [u8]>)> {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let mut lines: Vec<(u32, Vec<u8>)> = Vec::new();
+    // Most lines are not folded: borrow them, copy only when joining.
+    let mut lines: Vec<(u32, Cow<'_, [u8]>)> = Vec::with_capacity(input.len() / 48);
     for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
         match raw.first() {
-            Some(b' ' | b'\t') => {
-                if let Some((_, last)) = lines.last_mut() {
-                    last.extend_from_slice(&raw[1..]);
-                    continue;
-                }
-                lines.push((line_no, raw.trim_ascii_start().to_vec()));
-            }
+            Some(b' ' | b'\t') => match lines.last_mut() {
+                Some((_, last)) => last.to_mut().extend_from_slice(&raw[1..]),
+                None => lines.push((line_no, Cow::Borrowed(raw.trim_ascii_start()))),
+            },
             None => {}
-            Some(_) => lines.push((line_no, raw.to_vec())),
+            Some(_) => lines.push((line_no, Cow::Borrowed(raw))),
         }
     }
     lines
