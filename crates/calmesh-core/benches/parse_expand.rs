@@ -14,6 +14,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
 
+// The same allocator as the `calmesh` binary, so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn calendar_file() -> PathBuf {
     if let Some(path) = std::env::var_os("CALMESH_BENCH_ICS") {
         return PathBuf::from(path);
