@@ -324,11 +324,7 @@ impl<'a, 'w> Expander<'a, 'w> {
         }
         // Occurrences after the window's end cannot start in it, unless a
         // THISANDFUTURE override moves them earlier.
-        let window_end = match &master.start {
-            EventTime::Zoned { zone, .. } => self.window.to.with_timezone(&zone.tz()).naive_local(),
-            EventTime::Utc(_) => self.window.to.naive_utc(),
-            _ => self.window.to.with_timezone(&fz).naive_local(),
-        };
+        let window_end = series_wall_clock(&master.start, self.window.to, fz);
         let horizon = window_end + Duration::days(2) - earliest_shift;
         // Occurrences long before the window cannot start in it, unless a
         // THISANDFUTURE override moves them later; an override of a single
@@ -339,13 +335,7 @@ impl<'a, 'w> Expander<'a, 'w> {
             .max()
             .unwrap_or_else(Duration::zero)
             .max(Duration::zero());
-        let window_start = match &master.start {
-            EventTime::Zoned { zone, .. } => {
-                self.window.from.with_timezone(&zone.tz()).naive_local()
-            }
-            EventTime::Utc(_) => self.window.from.naive_utc(),
-            _ => self.window.from.with_timezone(&fz).naive_local(),
-        };
+        let window_start = series_wall_clock(&master.start, self.window.from, fz);
         let early = window_start - Duration::days(2) - latest_shift;
 
         // Candidate occurrences: DTSTART, the rule, RDATEs. A period RDATE
@@ -432,6 +422,16 @@ impl<'a, 'w> Expander<'a, 'w> {
         }
         self.done.truncated |= truncated;
         Ok(())
+    }
+}
+
+/// `instant` as a wall-clock time in the frame of a series starting at
+/// `start`: its zone, UTC, or the floating zone.
+fn series_wall_clock(start: &EventTime, instant: DateTime<Utc>, fz: Tz) -> NaiveDateTime {
+    match start {
+        EventTime::Zoned { zone, .. } => instant.with_timezone(&zone.tz()).naive_local(),
+        EventTime::Utc(_) => instant.naive_utc(),
+        _ => instant.with_timezone(&fz).naive_local(),
     }
 }
 
