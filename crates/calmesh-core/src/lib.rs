@@ -19,6 +19,7 @@
 //! assert_eq!(expansion.instances.len(), 3);
 //! ```
 
+pub mod busy;
 pub mod event;
 pub mod hash;
 pub mod ical;

@@ -1,0 +1,1 @@
+//! calmesh-google (in progress).

@@ -1,0 +1,1 @@
+//! calmesh-sync (in progress).
