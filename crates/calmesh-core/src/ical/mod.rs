@@ -12,4 +12,4 @@ mod write;
 
 pub use lex::{Component, Param, Property};
 pub use read::{Calendar, ParseError, Parsed, Problem, parse_calendar};
-pub use write::{write_calendar, write_item};
+pub use write::{recurrence_lines, write_calendar, write_item};

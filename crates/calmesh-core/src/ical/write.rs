@@ -106,6 +106,52 @@ fn time_list(out: &mut String, name: &str, times: &[&EventTime], period_ends: Op
     }
 }
 
+/// The recurrence of an event (`RRULE`, `RDATE`, `EXDATE`) as unfolded
+/// content lines, the form Google's `recurrence` field takes.
+pub fn recurrence_lines(event: &Event) -> Vec<String> {
+    let mut out = String::new();
+    write_recurrence(&mut out, event);
+    out.replace("\r\n ", "")
+        .split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_recurrence(out: &mut String, event: &Event) {
+    if let Some(rule) = &event.rrule {
+        line(out, "RRULE", &[], &rule.to_string());
+    }
+    // RDATE: plain times and periods go on separate lines.
+    let plain: Vec<&EventTime> = event
+        .rdates
+        .iter()
+        .filter_map(|rdate| match rdate {
+            RDate::Time(time) => Some(time),
+            _ => None,
+        })
+        .collect();
+    time_list(out, "RDATE", &plain, None);
+    let mut period_starts = Vec::new();
+    let mut period_ends = Vec::new();
+    for rdate in &event.rdates {
+        match rdate {
+            RDate::Period { start, end } => {
+                period_starts.push(start);
+                period_ends.push(time_value(end).1);
+            }
+            RDate::PeriodDuration { start, duration } => {
+                period_starts.push(start);
+                period_ends.push(duration.to_string());
+            }
+            RDate::Time(_) => {}
+        }
+    }
+    time_list(out, "RDATE", &period_starts, Some(&period_ends));
+    let exdates: Vec<&EventTime> = event.exdates.iter().collect();
+    time_list(out, "EXDATE", &exdates, None);
+}
+
 fn write_event(out: &mut String, event: &Event) {
     line(out, "BEGIN", &[], "VEVENT");
     line(out, "UID", &[], &escape_text(event.uid.as_str()));
@@ -141,37 +187,7 @@ fn write_event(out: &mut String, event: &Event) {
             &duration.to_string(),
         );
     }
-    if let Some(rule) = &event.rrule {
-        line(out, "RRULE", &[], &rule.to_string());
-    }
-    // RDATE: plain times and periods go on separate lines.
-    let plain: Vec<&EventTime> = event
-        .rdates
-        .iter()
-        .filter_map(|rdate| match rdate {
-            RDate::Time(time) => Some(time),
-            _ => None,
-        })
-        .collect();
-    time_list(out, "RDATE", &plain, None);
-    let mut period_starts = Vec::new();
-    let mut period_ends = Vec::new();
-    for rdate in &event.rdates {
-        match rdate {
-            RDate::Period { start, end } => {
-                period_starts.push(start);
-                period_ends.push(time_value(end).1);
-            }
-            RDate::PeriodDuration { start, duration } => {
-                period_starts.push(start);
-                period_ends.push(duration.to_string());
-            }
-            RDate::Time(_) => {}
-        }
-    }
-    time_list(out, "RDATE", &period_starts, Some(&period_ends));
-    let exdates: Vec<&EventTime> = event.exdates.iter().collect();
-    time_list(out, "EXDATE", &exdates, None);
+    write_recurrence(out, event);
     text_line(out, event, "SUMMARY", &event.summary);
     text_line(out, event, "DESCRIPTION", &event.description);
     text_line(out, event, "LOCATION", &event.location);
