@@ -1,0 +1,128 @@
+//! calmesh's store: users, accounts (credentials encrypted at rest), calendars
+//! with their change cursors and item cache, rules, links and runs.
+//!
+//! [`Store`] is the one interface the rest of calmesh uses. [`SqliteStore`] is
+//! the embedded default; the PostgreSQL implementation arrives with the server
+//! issue and must pass the same tests (`tests/store.rs` is written against the
+//! trait for that reason).
+//!
+//! Queries are checked at run time (no `query!` macros), so a clean clone
+//! builds without a database at hand.
+
+mod error;
+mod secrets;
+mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use secrets::{KeySource, SECRET_KEY_ENV, SecretKey, default_key_file};
+pub use sqlite::{MIGRATIONS_TABLE, SqliteStore};
+pub use types::*;
+
+use async_trait::async_trait;
+use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
+use chrono::{DateTime, Utc};
+
+/// Everything calmesh keeps. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Returns the user with this name, creating it on first use.
+    async fn ensure_user(&self, name: &str) -> Result<UserId, StoreError>;
+
+    /// Adds an account; its credentials are encrypted before they are written.
+    /// Adding the same (user, provider, email) again replaces the credentials
+    /// and endpoints and sets the status back to `ok`.
+    async fn upsert_account(&self, account: &NewAccount) -> Result<Account, StoreError>;
+    /// One account.
+    async fn account(&self, id: &AccountId) -> Result<Account, StoreError>;
+    /// The user's account for this provider and email.
+    async fn account_by_email(
+        &self,
+        user: &UserId,
+        provider: &str,
+        email: &str,
+    ) -> Result<Option<Account>, StoreError>;
+    /// All of the user's accounts, oldest first.
+    async fn accounts(&self, user: &UserId) -> Result<Vec<Account>, StoreError>;
+    /// The decrypted credentials of an account.
+    async fn credentials(&self, id: &AccountId) -> Result<Credentials, StoreError>;
+    /// Sets an account's status and last error (None clears it).
+    async fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: AccountStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Adds a calendar of an account or updates its name and zone; keeps the
+    /// cursor and cache.
+    async fn upsert_calendar(&self, calendar: &NewCalendar) -> Result<Calendar, StoreError>;
+    /// One calendar.
+    async fn calendar(&self, id: &CalendarId) -> Result<Calendar, StoreError>;
+    /// The calendar with this provider id in an account.
+    async fn calendar_by_remote(
+        &self,
+        account: &AccountId,
+        remote_id: &str,
+    ) -> Result<Option<Calendar>, StoreError>;
+    /// An account's calendars.
+    async fn calendars(&self, account: &AccountId) -> Result<Vec<Calendar>, StoreError>;
+    /// Records the outcome of a pull that failed (the cache is untouched).
+    async fn set_calendar_error(
+        &self,
+        id: &CalendarId,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Commits one pull: the cache changes and the new cursor together, in one
+    /// transaction. With `batch.full`, entries absent from `batch.upserts` are
+    /// removed (a full listing diffed against the cache); otherwise only
+    /// `batch.removals` are. Removing a master removes entries whose
+    /// `parent_id` is that master. Sets `last_sync_at` and clears `last_error`.
+    async fn apply_pull(
+        &self,
+        calendar: &CalendarId,
+        batch: &PullBatch,
+    ) -> Result<PullSummary, StoreError>;
+    /// The cached entries of a calendar, ordered by remote id.
+    async fn entries(&self, calendar: &CalendarId) -> Result<Vec<CachedEntry>, StoreError>;
+    /// Inserts or replaces one cached entry (after calmesh wrote it).
+    async fn put_entry(&self, calendar: &CalendarId, entry: &CachedEntry)
+    -> Result<(), StoreError>;
+    /// Removes one cached entry and its children (after calmesh deleted it).
+    async fn remove_entry(&self, calendar: &CalendarId, remote_id: &str) -> Result<(), StoreError>;
+
+    /// Adds a rule. Names are unique per user.
+    async fn add_rule(&self, rule: &NewRule) -> Result<Rule, StoreError>;
+    /// One rule.
+    async fn rule(&self, id: &RuleId) -> Result<Rule, StoreError>;
+    /// The user's rule with this name.
+    async fn rule_by_name(&self, user: &UserId, name: &str) -> Result<Option<Rule>, StoreError>;
+    /// The user's rules, oldest first.
+    async fn rules(&self, user: &UserId) -> Result<Vec<Rule>, StoreError>;
+    /// Sets a rule's state.
+    async fn set_rule_state(&self, id: &RuleId, state: RuleState) -> Result<(), StoreError>;
+    /// Removes a rule with its links.
+    async fn delete_rule(&self, id: &RuleId) -> Result<(), StoreError>;
+
+    /// A rule's links.
+    async fn links(&self, rule: &RuleId) -> Result<Vec<Link>, StoreError>;
+    /// Links whose target is this calendar, of every rule.
+    async fn links_to(&self, calendar: &CalendarId) -> Result<Vec<Link>, StoreError>;
+    /// Inserts or replaces the link with this key.
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
+    /// Removes the link with this key (no error when absent).
+    async fn delete_link(&self, key: &LinkKey) -> Result<(), StoreError>;
+
+    /// Starts a run and returns its id.
+    async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
+    /// Finishes a run with its report.
+    async fn finish_run(&self, id: RunId, report: &RunReport) -> Result<(), StoreError>;
+    /// The most recent runs, newest first.
+    async fn runs(&self, user: &UserId, limit: u32) -> Result<Vec<Run>, StoreError>;
+
+    /// The current time as the store sees it (tests may pin it).
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
