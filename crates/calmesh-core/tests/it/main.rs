@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod busy;
 mod expand;
 mod hash;
 mod oracle;
