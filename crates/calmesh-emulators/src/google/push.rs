@@ -314,6 +314,7 @@ async fn post(
             .header("X-Goog-Resource-URI", &target.resource_uri)
             .header("X-Goog-Channel-Expiration", &expiration)
             .header(reqwest::header::USER_AGENT, "APIs-Google")
+            .header(reqwest::header::CONTENT_LENGTH, "0")
             .body(Vec::<u8>::new());
         if let Some(token) = &target.token {
             request = request.header("X-Goog-Channel-Token", token);
