@@ -1686,3 +1686,210 @@ async fn authorization_code_with_pkce() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn push_retries_server_errors() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let emulator = Emulator::start().await;
+    let ann = emulator.account("ann@example.com").await;
+    let (sender, mut deliveries) = mpsc::unbounded_channel::<String>();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap| {
+            let sender = sender.clone();
+            let calls = calls.clone();
+            async move {
+                let number = headers["x-goog-message-number"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let _ = sender.send(number);
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (status, _, _) = emulator
+        .call(
+            &ann,
+            Method::POST,
+            &format!("{}/watch", events_path("primary")),
+            Some(json!({"id": "chan-r", "type": "web_hook", "address": address})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut numbers = Vec::new();
+    for _ in 0..3 {
+        let number = tokio::time::timeout(Duration::from_secs(5), deliveries.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        numbers.push(number);
+    }
+    assert_eq!(numbers, vec!["1", "1", "1"], "the same message, retried");
+    let stats = emulator
+        .control(Method::GET, "/_emulator/stats", None)
+        .await;
+    assert_eq!(stats["notifications_sent"], 1);
+}
+
+#[tokio::test]
+async fn list_filters() {
+    let emulator = Emulator::start().await;
+    let ann = emulator.account("ann@example.com").await;
+    let cal = "ann@example.com";
+    let mut first = timed("Team lunch", "2025-03-03T12:00:00Z", "2025-03-03T13:00:00Z");
+    first["iCalUID"] = json!("lunch@example.com");
+    first["location"] = json!("Canteen");
+    let first = emulator.insert(&ann, cal, first).await;
+    let mut duplicate = timed("again", "2025-03-03T12:00:00Z", "2025-03-03T13:00:00Z");
+    duplicate["iCalUID"] = json!("lunch@example.com");
+    let (status, _, _) = emulator
+        .call(&ann, Method::POST, &events_path(cal), Some(duplicate), &[])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a live iCalUID is taken");
+    let second = emulator
+        .insert(
+            &ann,
+            cal,
+            timed("Review", "2025-03-04T12:00:00Z", "2025-03-04T13:00:00Z"),
+        )
+        .await;
+
+    let (items, _) = emulator.list_all(&ann, cal, "q=canteen").await;
+    assert_eq!(ids(&items), ids(std::slice::from_ref(&first)));
+    let (items, _) = emulator
+        .list_all(&ann, cal, "iCalUID=lunch%40example.com")
+        .await;
+    assert_eq!(ids(&items), ids(std::slice::from_ref(&first)));
+
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    emulator
+        .call(
+            &ann,
+            Method::DELETE,
+            &event_path(cal, second["id"].as_str().unwrap()),
+            None,
+            &[],
+        )
+        .await;
+    let (items, _) = emulator.list_all(&ann, cal, "").await;
+    assert_eq!(items.len(), 1, "deleted events are hidden");
+    let (items, _) = emulator.list_all(&ann, cal, "showDeleted=true").await;
+    assert_eq!(items.len(), 2);
+    let updated_min = encode(&before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let (items, _) = emulator
+        .list_all(&ann, cal, &format!("updatedMin={updated_min}"))
+        .await;
+    assert!(
+        items.iter().any(|item| item["status"] == "cancelled"),
+        "updatedMin includes deletions"
+    );
+
+    let (_, body) = emulator
+        .get(
+            &ann,
+            &format!("{}?timeZone=Asia%2FTokyo&orderBy=updated", events_path(cal)),
+        )
+        .await;
+    assert_eq!(body["timeZone"], "Asia/Tokyo");
+    assert_eq!(body["kind"], "calendar#events");
+    assert_eq!(body["accessRole"], "owner");
+}
+
+#[tokio::test]
+async fn sync_token_age_limit() {
+    let emulator = Emulator::start().await;
+    let ann = emulator.account("ann@example.com").await;
+    let (_, token) = emulator.list_all(&ann, "primary", "").await;
+    emulator.faults(json!({"sync_token_max_age_secs": 0})).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, body) = emulator
+        .get(
+            &ann,
+            &format!("{}?syncToken={}", events_path("primary"), encode(&token)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(reason(&body), "fullSyncRequired");
+    emulator
+        .faults(json!({"sync_token_max_age_secs": 3600}))
+        .await;
+    let (status, _) = emulator
+        .get(
+            &ann,
+            &format!("{}?syncToken={}", events_path("primary"), encode(&token)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn incremental_results_clipped_to_first_window() {
+    let config = EmulatorConfig {
+        clip_incremental_to_first_window: true,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::with_config(config).await;
+    let ann = emulator.account("ann@example.com").await;
+    let cal = "ann@example.com";
+    let outside = emulator
+        .insert(
+            &ann,
+            cal,
+            timed("old", "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z"),
+        )
+        .await;
+    let (_, token) = emulator
+        .list_all(
+            &ann,
+            cal,
+            "timeMin=2025-01-01T00:00:00Z&timeMax=2026-01-01T00:00:00Z",
+        )
+        .await;
+    let inside = emulator
+        .insert(
+            &ann,
+            cal,
+            timed("new", "2025-06-01T10:00:00Z", "2025-06-01T11:00:00Z"),
+        )
+        .await;
+    emulator
+        .insert(
+            &ann,
+            cal,
+            timed("later", "2027-01-01T10:00:00Z", "2027-01-01T11:00:00Z"),
+        )
+        .await;
+    emulator
+        .call(
+            &ann,
+            Method::DELETE,
+            &event_path(cal, outside["id"].as_str().unwrap()),
+            None,
+            &[],
+        )
+        .await;
+    let (items, _) = emulator
+        .list_all(&ann, cal, &format!("syncToken={}", encode(&token)))
+        .await;
+    let mut got = ids(&items);
+    got.sort();
+    let mut want = vec![
+        inside["id"].as_str().unwrap().to_string(),
+        outside["id"].as_str().unwrap().to_string(),
+    ];
+    want.sort();
+    assert_eq!(got, want, "the window's events and every deletion");
+}

@@ -186,13 +186,7 @@ pub(crate) async fn insert(
             .get("iCalUID")
             .and_then(Value::as_str)
             .is_some_and(|uid| {
-                self::calendar(state, &calendar_id).is_ok_and(|calendar| {
-                    calendar.events.values().any(|event| {
-                        !event.deleted
-                            && event.exception.is_none()
-                            && event.str_field("iCalUID") == Some(uid)
-                    })
-                })
+                self::calendar(state, &calendar_id).is_ok_and(|calendar| calendar.uid_in_use(uid))
             });
         if uid_taken {
             return Err(ApiError::duplicate());

@@ -574,8 +574,12 @@ fn check_sync_token(state: &State, text: &str, calendar: &Calendar) -> Result<Sy
         .faults
         .sync_token_max_age_secs
         .or(state.config.sync_token_max_age.map(|age| age.as_secs()));
-    let too_old = max_age
-        .is_some_and(|max| token.age_secs(Utc::now()) > i64::try_from(max).unwrap_or(i64::MAX));
+    let too_old = max_age.is_some_and(|max| {
+        let max_ms = i64::try_from(max)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        token.age_ms(Utc::now()) > max_ms
+    });
     if token.scope != 'e'
         || token.owner != calendar.id
         || token.counter > calendar.counter
@@ -689,7 +693,7 @@ pub(crate) fn list_events(
                 scope: 'e',
                 owner: calendar.id.clone(),
                 counter: snapshot,
-                issued_at: now.timestamp(),
+                issued_at: now.timestamp_millis(),
                 epoch: state.sync_epoch,
                 window,
             };

@@ -87,6 +87,25 @@ impl StoredEvent {
     pub fn str_field(&self, name: &str) -> Option<&str> {
         self.json.get(name).and_then(Value::as_str)
     }
+
+    /// The `iCalUID` this event holds against new inserts: live events
+    /// that are not exceptions.
+    fn live_uid(&self) -> Option<&str> {
+        if self.deleted || self.exception.is_some() {
+            None
+        } else {
+            self.str_field("iCalUID")
+        }
+    }
+}
+
+fn release_uid(uids: &mut HashMap<String, usize>, uid: &str) {
+    if let Some(count) = uids.get_mut(uid) {
+        *count -= 1;
+        if *count == 0 {
+            uids.remove(uid);
+        }
+    }
 }
 
 /// One calendar and its events.
@@ -111,6 +130,8 @@ pub(crate) struct Calendar {
     pub events: BTreeMap<String, StoredEvent>,
     /// Event id by its `seq`.
     pub by_seq: BTreeMap<u64, String>,
+    /// How many live events (not exceptions) use each `iCalUID`.
+    pub live_uids: HashMap<String, usize>,
 }
 
 impl Calendar {
@@ -119,6 +140,12 @@ impl Calendar {
         self.counter += 1;
         if let Some(old) = self.events.get(&id) {
             self.by_seq.remove(&old.seq);
+            if let Some(uid) = old.live_uid() {
+                release_uid(&mut self.live_uids, uid);
+            }
+        }
+        if let Some(uid) = event.live_uid() {
+            *self.live_uids.entry(uid.to_string()).or_default() += 1;
         }
         event.seq = self.counter;
         self.by_seq.insert(self.counter, id.clone());
@@ -130,7 +157,15 @@ impl Calendar {
     pub fn forget(&mut self, id: &str) {
         if let Some(old) = self.events.remove(id) {
             self.by_seq.remove(&old.seq);
+            if let Some(uid) = old.live_uid() {
+                release_uid(&mut self.live_uids, uid);
+            }
         }
+    }
+
+    /// Whether a live event (not an exception) uses `uid`.
+    pub fn uid_in_use(&self, uid: &str) -> bool {
+        self.live_uids.contains_key(uid)
     }
 
     /// Ids of the stored exceptions of `master_id`.
@@ -296,6 +331,7 @@ impl State {
             updated: Utc::now(),
             events: BTreeMap::new(),
             by_seq: BTreeMap::new(),
+            live_uids: HashMap::new(),
         };
         self.calendars.insert(id.clone(), calendar);
         self.calendars.get(&id)

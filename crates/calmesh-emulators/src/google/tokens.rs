@@ -22,6 +22,7 @@ pub(crate) struct SyncToken {
     pub owner: String,
     /// Changes up to this counter have been seen.
     pub counter: u64,
+    /// Issue time, ms since the epoch.
     pub issued_at: i64,
     pub epoch: u64,
     /// `timeMin`/`timeMax` of the full sync, in ms since the epoch.
@@ -69,8 +70,9 @@ impl SyncToken {
         })
     }
 
-    pub fn age_secs(&self, now: DateTime<Utc>) -> i64 {
-        now.timestamp() - self.issued_at
+    /// Milliseconds since the token was issued.
+    pub fn age_ms(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp_millis() - self.issued_at
     }
 }
 
