@@ -181,8 +181,7 @@ impl HttpClient {
     /// Calls made so far, retries included (token refreshes are counted by
     /// the token source).
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-            + self.tokens.as_ref().map_or(0, |t| t.calls())
+        self.calls.load(Ordering::Relaxed) + self.tokens.as_ref().map_or(0, |t| t.calls())
     }
 
     /// Sends the request `make` builds (called again for each attempt) and

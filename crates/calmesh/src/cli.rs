@@ -1,7 +1,8 @@
 //! Command-line definition and dispatch.
 
-use crate::ical_cmd;
-use clap::{Parser, Subcommand};
+use crate::{connect, ical_cmd, sync_cmd};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +10,19 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "calmesh", version, about)]
 pub struct Cli {
+    /// The database: `sqlite://FILE` (created when missing).
+    #[arg(
+        long,
+        global = true,
+        env = "CALMESH_DATABASE_URL",
+        default_value = "sqlite://calmesh.db"
+    )]
+    database: String,
+    /// File holding the key that encrypts stored credentials (generated on
+    /// first use; default: next to the database as `FILE.key`). The
+    /// `CALMESH_SECRET_KEY` variable, 64 hex digits, takes precedence.
+    #[arg(long, global = true, env = "CALMESH_SECRET_KEY_FILE")]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,6 +32,172 @@ enum Command {
     /// Read iCalendar files: inspect items, expand recurrences.
     #[command(subcommand)]
     Ical(IcalCommand),
+    /// Connected calendar accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Sync rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Pull every calendar the rules read and reconcile their blocks.
+    Sync {
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Pull and print the plan; write nothing to any calendar.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print every planned write.
+        #[arg(long)]
+        verbose: bool,
+        /// Apply a plan the mass-deletion guard held back (check it with
+        /// --dry-run first) and reactivate the rule.
+        #[arg(long)]
+        confirm_deletes: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove exactly the blocks calmesh created in a calendar.
+    Reset {
+        /// EMAIL:CALENDAR_ID (`primary` allowed).
+        #[arg(long)]
+        calendar: String,
+        /// Only the blocks of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a provider emulator (for tests, benchmarks and trying calmesh).
+    #[command(subcommand)]
+    Emulate(EmulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EmulateCommand {
+    /// Google Calendar v3 at BASE/calendar/v3, its token endpoint at BASE/token,
+    /// the control API at BASE/_emulator (docs/emulators.md). Prints BASE first.
+    Google {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Add an account from credentials you already hold.
+    #[command(subcommand)]
+    Add(AddAccount),
+    /// Connect an account in the browser (OAuth with PKCE, loopback redirect).
+    #[command(subcommand)]
+    Connect(ConnectAccount),
+    /// List accounts and their calendars.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GoogleEndpoints {
+    /// API host (default: Google's); an emulator's base URL in tests.
+    #[arg(long)]
+    api_base: Option<String>,
+    /// OAuth token endpoint (default: Google's).
+    #[arg(long)]
+    token_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AddAccount {
+    /// A Google account.
+    Google {
+        /// The account's email (its primary calendar's id).
+        #[arg(long)]
+        email: String,
+        /// OAuth refresh token.
+        #[arg(long, env = "CALMESH_GOOGLE_REFRESH_TOKEN", hide_env_values = true)]
+        refresh_token: String,
+        /// OAuth client id.
+        #[arg(long, env = "CALMESH_GOOGLE_CLIENT_ID")]
+        client_id: String,
+        /// OAuth client secret.
+        #[arg(long, env = "CALMESH_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+        #[command(flatten)]
+        endpoints: GoogleEndpoints,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectAccount {
+    /// A Google account.
+    Google {
+        /// OAuth client id (a "Desktop app" client).
+        #[arg(long, env = "CALMESH_GOOGLE_CLIENT_ID")]
+        client_id: String,
+        /// OAuth client secret.
+        #[arg(long, env = "CALMESH_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+        /// Suggest this account on the consent page; also skips looking the
+        /// email up.
+        #[arg(long)]
+        email: Option<String>,
+        /// Consent page (default: Google's).
+        #[arg(long)]
+        auth_url: Option<String>,
+        #[command(flatten)]
+        endpoints: GoogleEndpoints,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Add a rule.
+    #[command(subcommand)]
+    Add(AddRule),
+    /// List rules.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AddRule {
+    /// Every calendar gets a private block for each busy event of the others.
+    Busy {
+        /// Rule name (unique).
+        name: String,
+        /// EMAIL:CALENDAR_ID (`primary` allowed); two or more.
+        #[arg(long = "calendar", required = true)]
+        calendars: Vec<String>,
+        /// Title of the blocks.
+        #[arg(long, default_value = "Busy")]
+        title: String,
+        /// Block all-day events too.
+        #[arg(long)]
+        include_all_day: bool,
+        /// Do not block tentative events.
+        #[arg(long)]
+        skip_tentative: bool,
+        /// Days back from now to cover.
+        #[arg(long, default_value_t = 1)]
+        window_past_days: i64,
+        /// Days ahead of now to cover.
+        #[arg(long, default_value_t = 180)]
+        window_future_days: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,5 +237,152 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Ical(command) => ical_cmd::run(command),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(run_async(cli.database, cli.key_file, command))
+        }
+    }
+}
+
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn run_async(
+    database: String,
+    key_file: Option<PathBuf>,
+    command: Command,
+) -> anyhow::Result<ExitCode> {
+    if let Command::Emulate(EmulateCommand::Google { listen }) = command {
+        return crate::emulate::google(listen)
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
+    let store = sync_cmd::open_store(&database, key_file.as_deref()).await?;
+    match command {
+        Command::Ical(_) | Command::Emulate(_) => Ok(ExitCode::SUCCESS),
+        Command::Accounts(AccountsCommand::Add(AddAccount::Google {
+            email,
+            refresh_token,
+            client_id,
+            client_secret,
+            endpoints,
+            json,
+        })) => {
+            let user = sync_cmd::default_user(store.as_ref()).await?;
+            let account = sync_cmd::google_account(
+                user,
+                email,
+                client_id,
+                client_secret,
+                refresh_token,
+                endpoints.api_base,
+                endpoints.token_url,
+            );
+            sync_cmd::add_google(store, account, json).await.map(status)
+        }
+        Command::Accounts(AccountsCommand::Connect(ConnectAccount::Google {
+            client_id,
+            client_secret,
+            email,
+            auth_url,
+            endpoints,
+        })) => {
+            let auth_url = auth_url.unwrap_or_else(|| calmesh_google::DEFAULT_AUTH_URL.to_owned());
+            let token_url = endpoints
+                .token_url
+                .clone()
+                .unwrap_or_else(|| calmesh_google::DEFAULT_TOKEN_URL.to_owned());
+            let granted = connect::loopback_flow(
+                &auth_url,
+                &token_url,
+                &client_id,
+                &client_secret,
+                calmesh_google::SCOPE,
+                email.as_deref(),
+                |url| {
+                    println!("Open this URL in a browser and allow calmesh access:\n{url}");
+                },
+            )
+            .await?;
+            let api_base = endpoints
+                .api_base
+                .clone()
+                .unwrap_or_else(|| calmesh_google::DEFAULT_API_BASE.to_owned());
+            let email = match email {
+                Some(e) => e,
+                None => connect::primary_email(&api_base, &granted.access_token).await?,
+            };
+            let user = sync_cmd::default_user(store.as_ref()).await?;
+            let account = sync_cmd::google_account(
+                user,
+                email,
+                client_id,
+                client_secret,
+                granted.refresh_token,
+                endpoints.api_base,
+                endpoints.token_url,
+            );
+            sync_cmd::add_google(store, account, false)
+                .await
+                .map(status)
+        }
+        Command::Accounts(AccountsCommand::List { json }) => sync_cmd::list_accounts(store, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Rules(RulesCommand::Add(AddRule::Busy {
+            name,
+            calendars,
+            title,
+            include_all_day,
+            skip_tentative,
+            window_past_days,
+            window_future_days,
+        })) => {
+            let config = calmesh_sync::BusyConfig {
+                title,
+                include_all_day,
+                include_tentative: !skip_tentative,
+                window_past_days,
+                window_future_days,
+                ..calmesh_sync::BusyConfig::new(Vec::new())
+            };
+            sync_cmd::add_busy_rule(store, &name, &calendars, config)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Rules(RulesCommand::List { json }) => sync_cmd::list_rules(store, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sync {
+            rule,
+            dry_run,
+            verbose,
+            confirm_deletes,
+            json,
+        } => {
+            let request = calmesh_sync::SyncRequest {
+                rule,
+                dry_run,
+                confirm_deletes,
+                verbose,
+            };
+            sync_cmd::sync(store, request, json).await.map(status)
+        }
+        Command::Reset {
+            calendar,
+            rule,
+            dry_run,
+            json,
+        } => sync_cmd::reset(store, &calendar, rule.as_deref(), dry_run, json)
+            .await
+            .map(status),
     }
 }

@@ -1,7 +1,10 @@
 //! The `calmesh` binary: command line, configuration and glue.
 
 mod cli;
+mod connect;
+mod emulate;
 mod ical_cmd;
+mod sync_cmd;
 
 use std::process::ExitCode;
 
