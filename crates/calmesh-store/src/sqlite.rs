@@ -289,17 +289,31 @@ struct StoredEntry {
     tags: String,
 }
 
-impl StoredEntry {
-    fn of(entry: &CachedEntry) -> Result<Self, StoreError> {
-        Ok(Self {
-            parent_id: entry.parent_id.clone(),
-            etag: entry.etag.clone(),
-            updated: entry.updated.map(ts),
-            ics: entry.ics.clone(),
-            tags: json_text("entry tags", &entry.tags)?,
-        })
-    }
+/// An entry's columns as they are written, borrowing from the entry.
+#[derive(Debug, serde::Serialize)]
+struct EntryColumns<'a>(
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<String>,
+    &'a str,
+    String,
+);
 
+impl<'a> EntryColumns<'a> {
+    fn of(entry: &'a CachedEntry) -> Result<Self, StoreError> {
+        Ok(Self(
+            &entry.remote_id,
+            entry.parent_id.as_deref(),
+            entry.etag.as_deref(),
+            entry.updated.map(ts),
+            &entry.ics,
+            json_text("entry tags", &entry.tags)?,
+        ))
+    }
+}
+
+impl StoredEntry {
     fn from_row(row: &SqliteRow) -> Result<(String, Self), StoreError> {
         const W: &str = "entry";
         Ok((
@@ -314,15 +328,16 @@ impl StoredEntry {
         ))
     }
 
-    /// Whether `entry` says the same as this row (tags compared as maps, so
-    /// formatting does not count).
-    fn same_as(&self, entry: &CachedEntry) -> bool {
-        self.parent_id == entry.parent_id
-            && self.etag == entry.etag
-            && self.ics == entry.ics
-            && self.updated == entry.updated.map(ts)
-            && serde_json::from_str::<BTreeMap<String, String>>(&self.tags)
-                .is_ok_and(|tags| tags == entry.tags)
+    /// Whether the row says the same as `new` (tags compared as maps when
+    /// their text differs, so formatting does not count).
+    fn same_as(&self, new: &EntryColumns<'_>, entry: &CachedEntry) -> bool {
+        self.parent_id.as_deref() == new.1
+            && self.etag.as_deref() == new.2
+            && self.updated == new.3
+            && self.ics == new.4
+            && (self.tags == new.5
+                || serde_json::from_str::<BTreeMap<String, String>>(&self.tags)
+                    .is_ok_and(|tags| tags == entry.tags))
     }
 
     fn into_entry(self, remote_id: String) -> Result<CachedEntry, StoreError> {
@@ -337,28 +352,32 @@ impl StoredEntry {
     }
 }
 
-const UPSERT_ENTRY: &str = "INSERT INTO entries (calendar_id, remote_id, parent_id, etag, updated, ics, tags) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (calendar_id, remote_id) DO UPDATE SET \
-     parent_id = excluded.parent_id, etag = excluded.etag, updated = excluded.updated, \
-     ics = excluded.ics, tags = excluded.tags";
+/// Rows per bulk write: one statement carries this many entries as a JSON
+/// array (one round trip to SQLite's thread instead of one per entry).
+const WRITE_CHUNK: usize = 500;
 
-async fn write_entry(
+/// Inserts or replaces entries, a chunk per statement.
+async fn write_entries(
     conn: &mut SqliteConnection,
     calendar: i64,
-    remote_id: &str,
-    entry: &StoredEntry,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(UPSERT_ENTRY)
+    rows: &[EntryColumns<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        sqlx::query(
+            "INSERT INTO entries (calendar_id, remote_id, parent_id, etag, updated, ics, tags) \
+             SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+             json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+             json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+             FROM json_each($2) WHERE true \
+             ON CONFLICT (calendar_id, remote_id) DO UPDATE SET \
+             parent_id = excluded.parent_id, etag = excluded.etag, updated = excluded.updated, \
+             ics = excluded.ics, tags = excluded.tags",
+        )
         .bind(calendar)
-        .bind(remote_id)
-        .bind(entry.parent_id.as_deref())
-        .bind(entry.etag.as_deref())
-        .bind(entry.updated.as_deref())
-        .bind(entry.ics.as_str())
-        .bind(entry.tags.as_str())
-        .execute(conn)
+        .bind(json_text("entries", &chunk)?)
+        .execute(&mut *conn)
         .await?;
+    }
     Ok(())
 }
 
@@ -789,21 +808,23 @@ impl Store for SqliteStore {
         };
 
         let mut summary = PullSummary::default();
+        let mut writes = Vec::new();
         for (i, entry) in batch.upserts.iter().enumerate() {
             if last.get(entry.remote_id.as_str()) != Some(&i) {
                 continue;
             }
+            let new = EntryColumns::of(entry)?;
             match existing.get(&entry.remote_id) {
-                Some(old) if old.same_as(entry) => {
+                Some(old) if old.same_as(&new, entry) => {
                     summary.unchanged += 1;
                     continue;
                 }
                 Some(_) => summary.changed += 1,
                 None => summary.added += 1,
             }
-            let stored = StoredEntry::of(entry)?;
-            write_entry(&mut tx, cal, &entry.remote_id, &stored).await?;
+            writes.push(new);
         }
+        write_entries(&mut tx, cal, &writes).await?;
 
         let mut gone: Vec<&str> = batch.removals.iter().map(String::as_str).collect();
         if batch.full {
@@ -856,17 +877,16 @@ impl Store for SqliteStore {
         entry: &CachedEntry,
     ) -> Result<(), StoreError> {
         let n = id_of("calendar", calendar.as_str())?;
-        let stored = StoredEntry::of(entry)?;
+        let row = EntryColumns::of(entry)?;
         let mut conn = self.pool.acquire().await?;
-        write_entry(&mut conn, n, &entry.remote_id, &stored)
-            .await
-            .map_err(|e| {
-                constraint(
-                    e,
-                    || StoreError::Conflict(format!("entry {} already exists", entry.remote_id)),
-                    || StoreError::not_found("calendar", calendar),
-                )
-            })
+        match write_entries(&mut conn, n, &[row]).await {
+            Err(StoreError::Database(sqlx::Error::Database(db)))
+                if db.is_foreign_key_violation() =>
+            {
+                Err(StoreError::not_found("calendar", calendar))
+            }
+            other => other,
+        }
     }
 
     async fn remove_entry(&self, calendar: &CalendarId, remote_id: &str) -> Result<(), StoreError> {

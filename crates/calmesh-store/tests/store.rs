@@ -1,0 +1,391 @@
+//! The store suite on SQLite, plus what only SQLite has: the file, its
+//! migrations table, the ciphertext on disk, the key files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod suite;
+
+use std::time::Instant;
+
+use calmesh_store::{
+    CachedEntry, KeySource, MIGRATIONS_TABLE, PullBatch, SecretKey, SqliteStore, Store, StoreError,
+    default_key_file,
+};
+use tempfile::TempDir;
+
+use suite::*;
+
+fn key() -> SecretKey {
+    SecretKey::from_bytes([42; 32])
+}
+
+/// A fresh store in a file of its own (WAL, a pool of several connections).
+async fn file_store() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calmesh.db").display());
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    (dir, store)
+}
+
+async fn memory_store() -> SqliteStore {
+    SqliteStore::open("sqlite::memory:", key()).await.unwrap()
+}
+
+#[tokio::test]
+async fn users() {
+    let (_dir, store) = file_store().await;
+    check_users(&store).await;
+}
+
+#[tokio::test]
+async fn accounts() {
+    let (_dir, store) = file_store().await;
+    check_accounts(&store).await;
+}
+
+#[tokio::test]
+async fn calendars() {
+    let (_dir, store) = file_store().await;
+    check_calendars(&store).await;
+}
+
+#[tokio::test]
+async fn pull_incremental() {
+    let (_dir, store) = file_store().await;
+    check_pull_incremental(&store).await;
+}
+
+#[tokio::test]
+async fn pull_full_diff() {
+    let (_dir, store) = file_store().await;
+    check_pull_full_diff(&store).await;
+}
+
+#[tokio::test]
+async fn put_remove_entry() {
+    let (_dir, store) = file_store().await;
+    check_put_remove_entry(&store).await;
+}
+
+#[tokio::test]
+async fn rules_and_links() {
+    let (_dir, store) = file_store().await;
+    check_rules_and_links(&store).await;
+}
+
+#[tokio::test]
+async fn runs() {
+    let (_dir, store) = file_store().await;
+    check_runs(&store).await;
+}
+
+#[tokio::test]
+async fn the_whole_suite_in_memory() {
+    // One connection, one database: every check sees what the others wrote.
+    let store = memory_store().await;
+    check_all(&store).await;
+}
+
+#[tokio::test]
+async fn opening_creates_directories_and_reopening_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/calmesh.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    let user = store.ensure_user("alice").await.unwrap();
+    store.close().await;
+    assert!(path.exists());
+
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    assert_eq!(store.ensure_user("alice").await.unwrap(), user);
+
+    // Our migrations are recorded in our own table, not sqlx's shared one.
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(tables.iter().any(|t| t == MIGRATIONS_TABLE), "{tables:?}");
+    assert!(
+        !tables.iter().any(|t| t == "_sqlx_migrations"),
+        "{tables:?}"
+    );
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(foreign_keys, 1);
+}
+
+#[tokio::test]
+async fn concurrent_writers_share_one_file() {
+    let (_dir, store) = file_store().await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let shared = store.ensure_user("shared").await.unwrap();
+            store.ensure_user(&format!("user-{i}")).await.unwrap();
+            shared
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+}
+
+#[tokio::test]
+async fn credentials_are_encrypted_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calmesh.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    let user = store.ensure_user("alice").await.unwrap();
+    let token = "1//refresh-token-that-must-not-leak";
+    let account = store
+        .upsert_account(&new_account(&user, "alice@example.com", token))
+        .await
+        .unwrap();
+
+    let (secret, key_id): (String, String) =
+        sqlx::query_as("SELECT secret, key_id FROM accounts WHERE id = $1")
+            .bind(account.id.as_str().parse::<i64>().unwrap())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(secret.starts_with("v1:"), "{secret}");
+    assert!(!secret.contains(token));
+    assert!(!secret.contains("client-secret-xyz"));
+    assert_eq!(key_id, key().id());
+    assert_eq!(key_id.len(), 16);
+
+    // Upserting again seals under a fresh nonce.
+    store
+        .upsert_account(&new_account(&user, "alice@example.com", token))
+        .await
+        .unwrap();
+    let again: String = sqlx::query_scalar("SELECT secret FROM accounts WHERE id = $1")
+        .bind(account.id.as_str().parse::<i64>().unwrap())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_ne!(again, secret);
+    store.close().await;
+
+    // Nor is the token anywhere in the files (database, WAL, shared memory).
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the refresh token is in a file in plain text"
+        );
+    }
+
+    // Another key cannot read them, and says which keys are involved
+    // without showing any secret.
+    let other = SecretKey::from_bytes([7; 32]);
+    let store = SqliteStore::open(&url, other.clone()).await.unwrap();
+    let err = store.credentials(&account.id).await.unwrap_err();
+    let StoreError::Secret(message) = &err else {
+        panic!("expected a Secret error, got {err:?}");
+    };
+    assert!(
+        message.contains(&format!("account {}", account.id)),
+        "{message}"
+    );
+    assert!(message.contains(&key().id()), "{message}");
+    assert!(message.contains(&other.id()), "{message}");
+    assert!(!message.contains(token), "{message}");
+    assert!(!format!("{err:?}").contains(token));
+    // The rest of the account is still readable.
+    assert_eq!(store.account(&account.id).await.unwrap().id, account.id);
+}
+
+#[tokio::test]
+async fn a_tampered_ciphertext_is_a_secret_error() {
+    let store = memory_store().await;
+    let user = store.ensure_user("alice").await.unwrap();
+    let account = store
+        .upsert_account(&new_account(&user, "alice@example.com", "tok"))
+        .await
+        .unwrap();
+    let id = account.id.as_str().parse::<i64>().unwrap();
+    let secret: String = sqlx::query_scalar("SELECT secret FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let mut tampered = secret.into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    sqlx::query("UPDATE accounts SET secret = $1 WHERE id = $2")
+        .bind(String::from_utf8(tampered).unwrap())
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.credentials(&account.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Secret(_)), "{err:?}");
+}
+
+#[test]
+fn key_from_env_hex_and_base64() {
+    let key = SecretKey::from_bytes([0x5a; 32]);
+    let hex = "5a".repeat(32);
+    let (from_hex, message) = SecretKey::load(&KeySource::Env(hex.clone())).unwrap();
+    assert_eq!(from_hex.id(), key.id());
+    assert_eq!(message, None);
+    let b64 = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=";
+    let (from_b64, _) = SecretKey::load(&KeySource::Env(b64.to_owned())).unwrap();
+    assert_eq!(from_b64.id(), key.id());
+    let (from_env, _) =
+        SecretKey::from_env_or_file(Some(hex), "/nonexistent/never/created.key".into()).unwrap();
+    assert_eq!(from_env.id(), key.id());
+}
+
+#[test]
+fn a_malformed_env_key_says_what_is_expected() {
+    for bad in [
+        "",
+        "abc",
+        &"5a".repeat(31),
+        "WlpaWlpa",
+        "zz".repeat(32).as_str(),
+    ] {
+        let err = SecretKey::load(&KeySource::Env(bad.to_owned())).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Secret(_)), "{err:?}");
+        assert!(message.contains("CALMESH_SECRET_KEY"), "{message}");
+        assert!(message.contains("64 hex characters"), "{message}");
+        if bad.len() > 3 {
+            assert!(!message.contains(bad), "the key is echoed: {message}");
+        }
+    }
+}
+
+#[test]
+fn a_key_file_is_generated_once_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config/calmesh.db.key");
+    let (key, message) = SecretKey::load(&KeySource::File(path.clone())).unwrap();
+    let message = message.expect("a message on first run");
+    assert!(message.contains("generated a new secret key"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(!message.contains(&key.to_hex()), "{message}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.trim(), key.to_hex());
+
+    let (again, message) = SecretKey::load(&KeySource::File(path.clone())).unwrap();
+    assert_eq!(again.id(), key.id());
+    assert_eq!(message, None);
+    let (via_helper, message) = SecretKey::from_env_or_file(Some(" ".to_owned()), path).unwrap();
+    assert_eq!(via_helper.id(), key.id());
+    assert_eq!(message, None);
+}
+
+#[test]
+fn racing_generators_agree_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("race.key");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || SecretKey::load(&KeySource::File(path)).unwrap())
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = results[0].0.id();
+    assert!(results.iter().all(|(key, _)| key.id() == first));
+    assert_eq!(results.iter().filter(|(_, m)| m.is_some()).count(), 1);
+}
+
+#[test]
+fn a_malformed_key_file_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.key");
+    std::fs::write(&path, "not a key\n").unwrap();
+    let err = SecretKey::load(&KeySource::File(path.clone())).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("64 hex characters"), "{message}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key\n");
+}
+
+#[test]
+fn the_default_key_file_sits_next_to_the_database() {
+    assert_eq!(
+        default_key_file("sqlite:///var/lib/calmesh/calmesh.db"),
+        std::path::PathBuf::from("/var/lib/calmesh/calmesh.db.key")
+    );
+    assert_eq!(
+        default_key_file("sqlite://calmesh.db"),
+        std::path::PathBuf::from("calmesh.db.key")
+    );
+}
+
+/// Not a benchmark: prints how long a 10k-entry full pull takes (never
+/// asserted). `cargo test -p calmesh-store --release -- --nocapture pull_10k`.
+#[tokio::test]
+async fn pull_10k_timing() {
+    let (_dir, store) = file_store().await;
+    let (_, _, calendar) = calendar_for(&store, "timing").await;
+    let big = |version: &str| -> Vec<CachedEntry> {
+        (0..10_000)
+            .map(|i| {
+                let mut e = entry(&format!("event{i:05}"), None, &format!("{version}-{i}"));
+                e.ics = format!(
+                    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:event{i:05}\r\n\
+                     DTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20250107T090000\r\n\
+                     DTEND;TZID=Europe/Berlin:20250107T100000\r\nSUMMARY:Meeting {i} {version}\r\n\
+                     LOCATION:Room {i}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+                );
+                e
+            })
+            .collect()
+    };
+    let batch = |upserts| PullBatch {
+        full: true,
+        upserts,
+        removals: vec![],
+        cursor: Some("cursor".to_owned()),
+        synced_at: at(0, 0),
+    };
+    let first = batch(big("v1"));
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &first).await.unwrap();
+    let added = t.elapsed();
+    assert_eq!(s.added, 10_000);
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &first).await.unwrap();
+    let unchanged = t.elapsed();
+    assert_eq!(s.unchanged, 10_000);
+    let second = batch(big("v2"));
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &second).await.unwrap();
+    let changed = t.elapsed();
+    assert_eq!(s.changed, 10_000);
+    let t = Instant::now();
+    let s = store
+        .apply_pull(&calendar.id, &batch(vec![]))
+        .await
+        .unwrap();
+    let removed = t.elapsed();
+    assert_eq!(s.removed, 10_000);
+    eprintln!(
+        "10k-entry full pull into a file store: all new {added:?}, all unchanged {unchanged:?}, \
+         all changed {changed:?}, all removed {removed:?}"
+    );
+}

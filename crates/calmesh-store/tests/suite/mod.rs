@@ -1,0 +1,911 @@
+//! The store test suite, written against the [`Store`] trait so every
+//! implementation (SQLite now, PostgreSQL next) runs the same checks.
+//!
+//! Each check makes its own user (named after the check), so the checks can
+//! share one store or get a fresh one each. Times carry whole microseconds,
+//! the finest PostgreSQL keeps.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
+use calmesh_store::{
+    Account, AccountStatus, CachedEntry, Calendar, Credentials, Link, LinkKey, NewAccount,
+    NewCalendar, NewRule, NewRun, PullBatch, PullSummary, RuleState, RunReport, Store, StoreError,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+
+/// A time `secs` seconds and `micros` microseconds after 2025-01-01.
+pub fn at(secs: i64, micros: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_735_689_600 + secs, micros * 1000)
+        .single()
+        .unwrap()
+}
+
+/// Credentials with a recognisable refresh token.
+pub fn creds(refresh: &str) -> Credentials {
+    Credentials {
+        refresh_token: refresh.to_owned(),
+        client_secret: "client-secret-xyz".to_owned(),
+    }
+}
+
+/// An account to add.
+pub fn new_account(user: &UserId, email: &str, refresh: &str) -> NewAccount {
+    NewAccount {
+        user: user.clone(),
+        provider: "google".to_owned(),
+        email: email.to_owned(),
+        client_id: "client-1".to_owned(),
+        api_base: None,
+        token_url: None,
+        credentials: creds(refresh),
+    }
+}
+
+/// A user with one account and one calendar.
+pub async fn calendar_for(store: &dyn Store, user: &str) -> (UserId, Account, Calendar) {
+    let user = store.ensure_user(user).await.unwrap();
+    let account = store
+        .upsert_account(&new_account(&user, "someone@example.com", "refresh"))
+        .await
+        .unwrap();
+    let calendar = store
+        .upsert_calendar(&NewCalendar {
+            account: account.id.clone(),
+            remote_id: "primary".to_owned(),
+            name: "Main".to_owned(),
+            time_zone: Some("Europe/Berlin".to_owned()),
+        })
+        .await
+        .unwrap();
+    (user, account, calendar)
+}
+
+/// An entry with the given id, parent and etag; its text derives from the
+/// etag.
+pub fn entry(remote_id: &str, parent: Option<&str>, etag: &str) -> CachedEntry {
+    CachedEntry {
+        remote_id: remote_id.to_owned(),
+        parent_id: parent.map(str::to_owned),
+        etag: Some(etag.to_owned()),
+        updated: Some(at(100, 123_456)),
+        ics: format!(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:{remote_id}\r\nSUMMARY:{etag}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ),
+        tags: BTreeMap::new(),
+    }
+}
+
+fn ids(entries: &[CachedEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.remote_id.as_str()).collect()
+}
+
+fn summary(added: u64, changed: u64, removed: u64, unchanged: u64) -> PullSummary {
+    PullSummary {
+        added,
+        changed,
+        removed,
+        unchanged,
+    }
+}
+
+fn is_not_found(e: &StoreError) -> bool {
+    matches!(e, StoreError::NotFound { .. })
+}
+
+pub async fn check_users(store: &dyn Store) {
+    let a = store.ensure_user("check_users-a").await.unwrap();
+    let again = store.ensure_user("check_users-a").await.unwrap();
+    assert_eq!(a, again, "ensure_user is idempotent");
+    let b = store.ensure_user("check_users-b").await.unwrap();
+    assert_ne!(a, b);
+    assert!(store.accounts(&a).await.unwrap().is_empty());
+    let err = store.accounts(&UserId::new("999999")).await.unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+    let err = store.accounts(&UserId::new("not-an-id")).await.unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+}
+
+pub async fn check_accounts(store: &dyn Store) {
+    let user = store.ensure_user("check_accounts").await.unwrap();
+    let first = store
+        .upsert_account(&new_account(&user, "a@example.com", "refresh-one"))
+        .await
+        .unwrap();
+    assert_eq!(first.user, user);
+    assert_eq!(first.provider, "google");
+    assert_eq!(first.email, "a@example.com");
+    assert_eq!(first.status, AccountStatus::Ok);
+    assert_eq!(first.last_error, None);
+    assert_eq!(store.account(&first.id).await.unwrap(), first);
+    assert_eq!(
+        store.credentials(&first.id).await.unwrap(),
+        creds("refresh-one")
+    );
+
+    let second = store
+        .upsert_account(&NewAccount {
+            api_base: Some("http://127.0.0.1:1/api".to_owned()),
+            token_url: Some("http://127.0.0.1:1/token".to_owned()),
+            ..new_account(&user, "b@example.com", "refresh-two")
+        })
+        .await
+        .unwrap();
+    assert_ne!(first.id, second.id);
+    assert_eq!(second.api_base.as_deref(), Some("http://127.0.0.1:1/api"));
+    assert_eq!(
+        second.token_url.as_deref(),
+        Some("http://127.0.0.1:1/token")
+    );
+    assert_eq!(
+        store.accounts(&user).await.unwrap(),
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+
+    // Status changes.
+    store
+        .set_account_status(&first.id, AccountStatus::NeedsReauth, Some("invalid_grant"))
+        .await
+        .unwrap();
+    let got = store.account(&first.id).await.unwrap();
+    assert_eq!(got.status, AccountStatus::NeedsReauth);
+    assert_eq!(got.last_error.as_deref(), Some("invalid_grant"));
+    store
+        .set_account_status(&first.id, AccountStatus::Error, None)
+        .await
+        .unwrap();
+    let got = store.account(&first.id).await.unwrap();
+    assert_eq!(got.status, AccountStatus::Error);
+    assert_eq!(got.last_error, None);
+    store
+        .set_account_status(&first.id, AccountStatus::NeedsReauth, Some("invalid_grant"))
+        .await
+        .unwrap();
+
+    // The same (user, provider, email) again replaces credentials and
+    // endpoints and sets the status back to ok; the id and age stay.
+    let replaced = store
+        .upsert_account(&NewAccount {
+            client_id: "client-2".to_owned(),
+            api_base: Some("http://127.0.0.1:2/api".to_owned()),
+            ..new_account(&user, "a@example.com", "refresh-three")
+        })
+        .await
+        .unwrap();
+    assert_eq!(replaced.id, first.id);
+    assert_eq!(replaced.created_at, first.created_at);
+    assert_eq!(replaced.client_id, "client-2");
+    assert_eq!(replaced.api_base.as_deref(), Some("http://127.0.0.1:2/api"));
+    assert_eq!(replaced.status, AccountStatus::Ok);
+    assert_eq!(replaced.last_error, None);
+    assert_eq!(
+        store.credentials(&first.id).await.unwrap(),
+        creds("refresh-three")
+    );
+    assert_eq!(
+        store.credentials(&second.id).await.unwrap(),
+        creds("refresh-two")
+    );
+    assert_eq!(store.accounts(&user).await.unwrap().len(), 2);
+
+    // Lookups.
+    assert_eq!(
+        store
+            .account_by_email(&user, "google", "b@example.com")
+            .await
+            .unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        store
+            .account_by_email(&user, "graph", "b@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    let other = store.ensure_user("check_accounts-other").await.unwrap();
+    assert_eq!(
+        store
+            .account_by_email(&other, "google", "b@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Missing things.
+    for id in ["999999", "x"] {
+        let id = AccountId::new(id);
+        assert!(is_not_found(&store.account(&id).await.unwrap_err()));
+        assert!(is_not_found(&store.credentials(&id).await.unwrap_err()));
+        assert!(is_not_found(
+            &store
+                .set_account_status(&id, AccountStatus::Ok, None)
+                .await
+                .unwrap_err()
+        ));
+    }
+    let err = store
+        .upsert_account(&new_account(&UserId::new("999999"), "c@example.com", "r"))
+        .await
+        .unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+}
+
+pub async fn check_calendars(store: &dyn Store) {
+    let (_, account, calendar) = calendar_for(store, "check_calendars").await;
+    assert_eq!(calendar.account, account.id);
+    assert_eq!(calendar.remote_id, "primary");
+    assert_eq!(calendar.name, "Main");
+    assert_eq!(calendar.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(calendar.cursor, None);
+    assert_eq!(calendar.last_sync_at, None);
+    assert_eq!(store.calendar(&calendar.id).await.unwrap(), calendar);
+    assert_eq!(
+        store
+            .calendar_by_remote(&account.id, "primary")
+            .await
+            .unwrap(),
+        Some(calendar.clone())
+    );
+    assert_eq!(
+        store
+            .calendar_by_remote(&account.id, "other")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Give it a cursor and a cache, then refresh its name: both stay.
+    store
+        .apply_pull(
+            &calendar.id,
+            &PullBatch {
+                full: true,
+                upserts: vec![entry("e1", None, "1")],
+                removals: vec![],
+                cursor: Some("token-1".to_owned()),
+                synced_at: at(10, 1),
+            },
+        )
+        .await
+        .unwrap();
+    let renamed = store
+        .upsert_calendar(&NewCalendar {
+            account: account.id.clone(),
+            remote_id: "primary".to_owned(),
+            name: "Renamed".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(renamed.id, calendar.id);
+    assert_eq!(renamed.name, "Renamed");
+    assert_eq!(renamed.time_zone, None);
+    assert_eq!(renamed.cursor.as_deref(), Some("token-1"));
+    assert_eq!(renamed.last_sync_at, Some(at(10, 1)));
+    assert_eq!(ids(&store.entries(&calendar.id).await.unwrap()), ["e1"]);
+
+    let second = store
+        .upsert_calendar(&NewCalendar {
+            account: account.id.clone(),
+            remote_id: "holidays".to_owned(),
+            name: "Holidays".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap();
+    let all = store.calendars(&account.id).await.unwrap();
+    assert_eq!(all, vec![renamed.clone(), second]);
+
+    // Errors of a failed pull; the cache and cursor stay.
+    store
+        .set_calendar_error(&calendar.id, Some("HTTP 500"))
+        .await
+        .unwrap();
+    let failed = store.calendar(&calendar.id).await.unwrap();
+    assert_eq!(failed.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(failed.cursor.as_deref(), Some("token-1"));
+    store.set_calendar_error(&calendar.id, None).await.unwrap();
+    assert_eq!(store.calendar(&calendar.id).await.unwrap().last_error, None);
+
+    // Missing things.
+    let missing = CalendarId::new("999999");
+    assert!(is_not_found(&store.calendar(&missing).await.unwrap_err()));
+    assert!(is_not_found(
+        &store.set_calendar_error(&missing, None).await.unwrap_err()
+    ));
+    assert!(is_not_found(&store.entries(&missing).await.unwrap_err()));
+    assert!(is_not_found(
+        &store
+            .apply_pull(&missing, &PullBatch::default())
+            .await
+            .unwrap_err()
+    ));
+    let err = store
+        .upsert_calendar(&NewCalendar {
+            account: AccountId::new("999999"),
+            remote_id: "x".to_owned(),
+            name: "x".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+    assert!(is_not_found(
+        &store
+            .calendars(&AccountId::new("999999"))
+            .await
+            .unwrap_err()
+    ));
+}
+
+pub async fn check_pull_incremental(store: &dyn Store) {
+    let (_, _, calendar) = calendar_for(store, "check_pull_incremental").await;
+    let mut tagged = entry("single", None, "s1");
+    tagged.tags.insert("calmeshRule".to_owned(), "7".to_owned());
+    tagged
+        .tags
+        .insert("calmeshSource".to_owned(), "abc".to_owned());
+    tagged.updated = Some(at(5, 999_999));
+    let first = PullBatch {
+        full: false,
+        upserts: vec![
+            tagged.clone(),
+            entry("master", None, "m1"),
+            entry("master_20250107", Some("master"), "x1"),
+            entry("master_20250114", Some("master"), "x2"),
+            entry("other", None, "o1"),
+        ],
+        removals: vec!["never-seen".to_owned()],
+        cursor: Some("c1".to_owned()),
+        synced_at: at(60, 250_001),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &first).await.unwrap(),
+        summary(5, 0, 0, 0)
+    );
+    let cached = store.entries(&calendar.id).await.unwrap();
+    assert_eq!(
+        ids(&cached),
+        [
+            "master",
+            "master_20250107",
+            "master_20250114",
+            "other",
+            "single"
+        ],
+        "ordered by remote id"
+    );
+    assert_eq!(cached[4], tagged, "entries round-trip (tags, updated, ics)");
+    assert_eq!(cached[1].parent_id.as_deref(), Some("master"));
+    let cal = store.calendar(&calendar.id).await.unwrap();
+    assert_eq!(cal.cursor.as_deref(), Some("c1"));
+    assert_eq!(cal.last_sync_at, Some(at(60, 250_001)));
+
+    // One changed, one the same, one new; a failed pull's error is cleared.
+    store
+        .set_calendar_error(&calendar.id, Some("timeout"))
+        .await
+        .unwrap();
+    let mut retitled = entry("other", None, "o1");
+    retitled.ics = retitled.ics.replace("SUMMARY:o1", "SUMMARY:renamed");
+    let second = PullBatch {
+        full: false,
+        upserts: vec![retitled.clone(), tagged.clone(), entry("new", None, "n1")],
+        removals: vec![],
+        cursor: Some("c2".to_owned()),
+        synced_at: at(120, 0),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &second).await.unwrap(),
+        summary(1, 1, 0, 1)
+    );
+    let cal = store.calendar(&calendar.id).await.unwrap();
+    assert_eq!(cal.cursor.as_deref(), Some("c2"));
+    assert_eq!(cal.last_sync_at, Some(at(120, 0)));
+    assert_eq!(cal.last_error, None);
+    let cached = store.entries(&calendar.id).await.unwrap();
+    assert_eq!(
+        cached.iter().find(|e| e.remote_id == "other"),
+        Some(&retitled)
+    );
+
+    // Only a tag, the parent or the etag changing counts as a change too.
+    let mut retagged = tagged.clone();
+    retagged
+        .tags
+        .insert("calmeshRule".to_owned(), "8".to_owned());
+    let mut new_etag = entry("new", None, "n1");
+    new_etag.etag = Some("n2".to_owned());
+    let reparented = entry("master_20250114", None, "x2");
+    let third = PullBatch {
+        upserts: vec![retagged.clone(), new_etag, reparented],
+        cursor: Some("c3".to_owned()),
+        synced_at: at(180, 0),
+        ..PullBatch::default()
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &third).await.unwrap(),
+        summary(0, 3, 0, 0)
+    );
+    let reparented_back = PullBatch {
+        upserts: vec![entry("master_20250114", Some("master"), "x2")],
+        cursor: Some("c3".to_owned()),
+        synced_at: at(181, 0),
+        ..PullBatch::default()
+    };
+    assert_eq!(
+        store
+            .apply_pull(&calendar.id, &reparented_back)
+            .await
+            .unwrap(),
+        summary(0, 1, 0, 0)
+    );
+
+    // Removing a master takes its exceptions; removing a single takes only it.
+    let fourth = PullBatch {
+        full: false,
+        upserts: vec![],
+        removals: vec!["master".to_owned(), "single".to_owned()],
+        cursor: Some("c4".to_owned()),
+        synced_at: at(240, 0),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &fourth).await.unwrap(),
+        summary(0, 0, 4, 0)
+    );
+    assert_eq!(
+        ids(&store.entries(&calendar.id).await.unwrap()),
+        ["new", "other"]
+    );
+    // Removing an exception leaves its master.
+    let fifth = PullBatch {
+        upserts: vec![
+            entry("series", None, "s"),
+            entry("series_1", Some("series"), "s1"),
+        ],
+        cursor: Some("c5".to_owned()),
+        synced_at: at(300, 0),
+        ..PullBatch::default()
+    };
+    store.apply_pull(&calendar.id, &fifth).await.unwrap();
+    let sixth = PullBatch {
+        removals: vec!["series_1".to_owned()],
+        cursor: Some("c6".to_owned()),
+        synced_at: at(360, 0),
+        ..PullBatch::default()
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &sixth).await.unwrap(),
+        summary(0, 0, 1, 0)
+    );
+    assert_eq!(
+        ids(&store.entries(&calendar.id).await.unwrap()),
+        ["new", "other", "series"]
+    );
+    // A batch that lists an id twice keeps the last.
+    let twice = PullBatch {
+        upserts: vec![entry("dup", None, "d1"), entry("dup", None, "d2")],
+        cursor: Some("c7".to_owned()),
+        synced_at: at(420, 0),
+        ..PullBatch::default()
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &twice).await.unwrap(),
+        summary(1, 0, 0, 0)
+    );
+    let cached = store.entries(&calendar.id).await.unwrap();
+    let dup = cached.iter().find(|e| e.remote_id == "dup").unwrap();
+    assert_eq!(dup.etag.as_deref(), Some("d2"));
+}
+
+pub async fn check_pull_full_diff(store: &dyn Store) {
+    let (_, _, calendar) = calendar_for(store, "check_pull_full_diff").await;
+    let start = PullBatch {
+        full: true,
+        upserts: vec![
+            entry("a", None, "a1"),
+            entry("b", None, "b1"),
+            entry("c", None, "c1"),
+            entry("m", None, "m1"),
+            entry("m_1", Some("m"), "x1"),
+        ],
+        removals: vec![],
+        cursor: Some("full-1".to_owned()),
+        synced_at: at(10, 0),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &start).await.unwrap(),
+        summary(5, 0, 0, 0)
+    );
+
+    // A later full listing: b is gone, c changed, a unchanged, d new, the
+    // series is gone with its exception. Nothing is wiped and rewritten.
+    let mut c2 = entry("c", None, "c2");
+    c2.updated = Some(at(200, 7));
+    let relist = PullBatch {
+        full: true,
+        upserts: vec![entry("a", None, "a1"), c2.clone(), entry("d", None, "d1")],
+        removals: vec![],
+        cursor: Some("full-2".to_owned()),
+        synced_at: at(20, 500),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &relist).await.unwrap(),
+        summary(1, 1, 3, 1)
+    );
+    let cached = store.entries(&calendar.id).await.unwrap();
+    assert_eq!(ids(&cached), ["a", "c", "d"]);
+    assert_eq!(cached[1], c2);
+    let cal = store.calendar(&calendar.id).await.unwrap();
+    assert_eq!(cal.cursor.as_deref(), Some("full-2"));
+    assert_eq!(cal.last_sync_at, Some(at(20, 500)));
+
+    // The same listing again changes nothing.
+    assert_eq!(
+        store.apply_pull(&calendar.id, &relist).await.unwrap(),
+        summary(0, 0, 0, 3)
+    );
+
+    // An empty full listing empties the cache; a cursor may be None.
+    let empty = PullBatch {
+        full: true,
+        upserts: vec![],
+        removals: vec![],
+        cursor: None,
+        synced_at: at(30, 0),
+    };
+    assert_eq!(
+        store.apply_pull(&calendar.id, &empty).await.unwrap(),
+        summary(0, 0, 3, 0)
+    );
+    assert!(store.entries(&calendar.id).await.unwrap().is_empty());
+    let cal = store.calendar(&calendar.id).await.unwrap();
+    assert_eq!(cal.cursor, None);
+    assert_eq!(cal.last_sync_at, Some(at(30, 0)));
+
+    // Another calendar's cache is untouched by a full listing of this one.
+    let (_, _, other) = calendar_for(store, "check_pull_full_diff-other").await;
+    store
+        .apply_pull(
+            &other.id,
+            &PullBatch {
+                upserts: vec![entry("keep", None, "k")],
+                synced_at: at(40, 0),
+                ..PullBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.apply_pull(&calendar.id, &empty).await.unwrap();
+    assert_eq!(ids(&store.entries(&other.id).await.unwrap()), ["keep"]);
+}
+
+pub async fn check_put_remove_entry(store: &dyn Store) {
+    let (_, _, calendar) = calendar_for(store, "check_put_remove_entry").await;
+    let mut written = entry("w1", None, "e1");
+    written
+        .tags
+        .insert("calmeshLink".to_owned(), "r1".to_owned());
+    written.updated = None;
+    written.etag = None;
+    store.put_entry(&calendar.id, &written).await.unwrap();
+    assert_eq!(
+        store.entries(&calendar.id).await.unwrap(),
+        vec![written.clone()]
+    );
+    let mut replaced = written.clone();
+    replaced.etag = Some("e2".to_owned());
+    store.put_entry(&calendar.id, &replaced).await.unwrap();
+    assert_eq!(
+        store.entries(&calendar.id).await.unwrap(),
+        vec![replaced.clone()]
+    );
+    store
+        .put_entry(&calendar.id, &entry("w1_x", Some("w1"), "x"))
+        .await
+        .unwrap();
+    store
+        .put_entry(&calendar.id, &entry("w2", None, "y"))
+        .await
+        .unwrap();
+    store.remove_entry(&calendar.id, "w1").await.unwrap();
+    assert_eq!(ids(&store.entries(&calendar.id).await.unwrap()), ["w2"]);
+    store.remove_entry(&calendar.id, "absent").await.unwrap();
+    let err = store
+        .put_entry(&CalendarId::new("999999"), &written)
+        .await
+        .unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+}
+
+pub async fn check_rules_and_links(store: &dyn Store) {
+    let (user, account, source) = calendar_for(store, "check_rules_and_links").await;
+    let target = store
+        .upsert_calendar(&NewCalendar {
+            account: account.id.clone(),
+            remote_id: "target".to_owned(),
+            name: "Target".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap();
+    let config = json!({ "calendars": [source.id.as_str(), target.id.as_str()], "title": "Busy" });
+    let rule = store
+        .add_rule(&NewRule {
+            user: user.clone(),
+            name: "busy everywhere".to_owned(),
+            kind: "busy".to_owned(),
+            config: config.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(rule.user, user);
+    assert_eq!(rule.name, "busy everywhere");
+    assert_eq!(rule.kind, "busy");
+    assert_eq!(rule.config, config);
+    assert_eq!(rule.state, RuleState::Active);
+    assert_eq!(store.rule(&rule.id).await.unwrap(), rule);
+    assert_eq!(
+        store.rule_by_name(&user, "busy everywhere").await.unwrap(),
+        Some(rule.clone())
+    );
+    assert_eq!(store.rule_by_name(&user, "nope").await.unwrap(), None);
+
+    // Names are unique per user.
+    let err = store
+        .add_rule(&NewRule {
+            user: user.clone(),
+            name: "busy everywhere".to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({}),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(err.to_string().contains("busy everywhere"), "{err}");
+    let other_user = store
+        .ensure_user("check_rules_and_links-other")
+        .await
+        .unwrap();
+    store
+        .add_rule(&NewRule {
+            user: other_user,
+            name: "busy everywhere".to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({}),
+        })
+        .await
+        .unwrap();
+    let second = store
+        .add_rule(&NewRule {
+            user: user.clone(),
+            name: "second".to_owned(),
+            kind: "mirror".to_owned(),
+            config: json!({ "nested": { "list": [1, 2.5, null, "x"] } }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rules(&user).await.unwrap(),
+        vec![rule.clone(), second.clone()],
+        "oldest first"
+    );
+
+    // State.
+    store
+        .set_rule_state(&rule.id, RuleState::NeedsConfirmation)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rule(&rule.id).await.unwrap().state,
+        RuleState::NeedsConfirmation
+    );
+    store
+        .set_rule_state(&rule.id, RuleState::Paused)
+        .await
+        .unwrap();
+    assert_eq!(store.rule(&rule.id).await.unwrap().state, RuleState::Paused);
+
+    // Links: put, replace, list, links_to, delete.
+    let link = |rule: &RuleId, source_id: &str, target_id: &str| Link {
+        key: LinkKey {
+            rule: rule.clone(),
+            source_calendar: source.id.clone(),
+            source_id: source_id.to_owned(),
+            target_calendar: target.id.clone(),
+        },
+        target_id: target_id.to_owned(),
+        generation: 0,
+        hash: "ab12".to_owned(),
+        etag: Some("\"1\"".to_owned()),
+        updated_at: at(50, 42),
+    };
+    let l1 = link(&rule.id, "s1", "t1");
+    let l2 = link(&rule.id, "s2", "t2");
+    let l3 = link(&second.id, "s1", "t3");
+    for l in [&l2, &l1, &l3] {
+        store.put_link(l).await.unwrap();
+    }
+    assert_eq!(
+        store.links(&rule.id).await.unwrap(),
+        vec![l1.clone(), l2.clone()]
+    );
+    let replaced = Link {
+        target_id: "t1-bis".to_owned(),
+        generation: 1,
+        hash: "cd34".to_owned(),
+        etag: None,
+        updated_at: at(51, 0),
+        ..l1.clone()
+    };
+    store.put_link(&replaced).await.unwrap();
+    assert_eq!(
+        store.links(&rule.id).await.unwrap(),
+        vec![replaced.clone(), l2.clone()]
+    );
+    assert_eq!(
+        store.links_to(&target.id).await.unwrap(),
+        vec![replaced.clone(), l2.clone(), l3.clone()]
+    );
+    assert!(store.links_to(&source.id).await.unwrap().is_empty());
+    store.delete_link(&l2.key).await.unwrap();
+    store.delete_link(&l2.key).await.unwrap();
+    assert_eq!(store.links(&rule.id).await.unwrap(), vec![replaced.clone()]);
+
+    // A link must name a rule and calendars that exist.
+    let err = store
+        .put_link(&link(&RuleId::new("999999"), "s", "t"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { what: "rule", .. }),
+        "{err:?}"
+    );
+    let mut stray = link(&rule.id, "s", "t");
+    stray.key.target_calendar = CalendarId::new("999999");
+    let err = store.put_link(&stray).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                what: "calendar",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Deleting a rule takes its links, not the other rule's.
+    store.delete_rule(&rule.id).await.unwrap();
+    assert!(is_not_found(&store.rule(&rule.id).await.unwrap_err()));
+    assert!(is_not_found(&store.links(&rule.id).await.unwrap_err()));
+    assert_eq!(store.links_to(&target.id).await.unwrap(), vec![l3.clone()]);
+    assert_eq!(store.rules(&user).await.unwrap(), vec![second.clone()]);
+    assert!(is_not_found(
+        &store.delete_rule(&rule.id).await.unwrap_err()
+    ));
+    assert!(is_not_found(
+        &store
+            .set_rule_state(&rule.id, RuleState::Active)
+            .await
+            .unwrap_err()
+    ));
+    let err = store
+        .add_rule(&NewRule {
+            user: UserId::new("999999"),
+            name: "x".to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({}),
+        })
+        .await
+        .unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+}
+
+pub async fn check_runs(store: &dyn Store) {
+    let user = store.ensure_user("check_runs").await.unwrap();
+    let rule = store
+        .add_rule(&NewRule {
+            user: user.clone(),
+            name: "r".to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({}),
+        })
+        .await
+        .unwrap();
+    let pull = store
+        .start_run(&NewRun {
+            user: user.clone(),
+            rule: None,
+            kind: "pull".to_owned(),
+            started_at: at(10, 1),
+        })
+        .await
+        .unwrap();
+    let sync = store
+        .start_run(&NewRun {
+            user: user.clone(),
+            rule: Some(rule.id.clone()),
+            kind: "sync".to_owned(),
+            started_at: at(30, 0),
+        })
+        .await
+        .unwrap();
+    let reset = store
+        .start_run(&NewRun {
+            user: user.clone(),
+            rule: Some(rule.id.clone()),
+            kind: "reset".to_owned(),
+            started_at: at(20, 0),
+        })
+        .await
+        .unwrap();
+    let report = RunReport {
+        status: "partial".to_owned(),
+        finished_at: at(31, 999_999),
+        report: json!({ "created": 3, "failed": [{ "item": "x", "error": "400" }] }),
+        api_calls: 17,
+    };
+    store.finish_run(sync, &report).await.unwrap();
+
+    let runs = store.runs(&user, 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [sync, reset, pull],
+        "newest first"
+    );
+    assert_eq!(runs[0].kind, "sync");
+    assert_eq!(runs[0].rule.as_ref(), Some(&rule.id));
+    assert_eq!(runs[0].started_at, at(30, 0));
+    assert_eq!(runs[0].outcome.as_ref(), Some(&report));
+    assert_eq!(runs[1].outcome, None, "not finished");
+    assert_eq!(runs[2].rule, None);
+    assert_eq!(runs[2].started_at, at(10, 1));
+    let latest = store.runs(&user, 2).await.unwrap();
+    assert_eq!(
+        latest.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [sync, reset]
+    );
+    assert!(store.runs(&user, 0).await.unwrap().is_empty());
+
+    // Another user's runs are not listed; unknown runs are not found.
+    let other = store.ensure_user("check_runs-other").await.unwrap();
+    assert!(store.runs(&other, 10).await.unwrap().is_empty());
+    assert!(is_not_found(
+        &store.finish_run(-5, &report).await.unwrap_err()
+    ));
+    let err = store
+        .start_run(&NewRun {
+            user: UserId::new("999999"),
+            rule: None,
+            kind: "pull".to_owned(),
+            started_at: at(0, 0),
+        })
+        .await
+        .unwrap_err();
+    assert!(is_not_found(&err), "{err}");
+
+    // History outlives the rule.
+    store.delete_rule(&rule.id).await.unwrap();
+    let runs = store.runs(&user, 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0].rule, None);
+    assert_eq!(runs[0].outcome.as_ref(), Some(&report));
+}
+
+/// Runs every check on one store.
+pub async fn check_all(store: &dyn Store) {
+    check_users(store).await;
+    check_accounts(store).await;
+    check_calendars(store).await;
+    check_pull_incremental(store).await;
+    check_pull_full_diff(store).await;
+    check_put_remove_entry(store).await;
+    check_rules_and_links(store).await;
+    check_runs(store).await;
+}
