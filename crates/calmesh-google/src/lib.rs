@@ -224,7 +224,9 @@ impl GoogleProvider {
                     Ok(read) if read.event.is_none() => {
                         result.changes.push(Change::Removed(read.id))
                     }
-                    Ok(read) => result.changes.extend(entry(read).map(Change::Upsert)),
+                    Ok(read) => result
+                        .changes
+                        .extend(entry(read).map(|e| Change::Upsert(Box::new(e)))),
                     Err(message) => result.problems.push(EntryProblem {
                         remote_id: item
                             .get("id")

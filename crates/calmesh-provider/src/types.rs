@@ -43,7 +43,7 @@ pub struct RemoteEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// New or changed.
-    Upsert(RemoteEntry),
+    Upsert(Box<RemoteEntry>),
     /// Deleted at the provider (remote id).
     Removed(String),
 }
