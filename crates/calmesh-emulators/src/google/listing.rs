@@ -507,6 +507,8 @@ impl Context<'_> {
 struct Page {
     rows: Vec<Row>,
     next: Option<PageToken>,
+    /// This is an injected empty page.
+    injected_empty: bool,
 }
 
 fn paginate(
@@ -528,6 +530,7 @@ fn paginate(
         return Page {
             rows: Vec::new(),
             next: None,
+            injected_empty: false,
         };
     }
     let after_empty = page_token.is_some_and(|token| token.after_empty);
@@ -540,6 +543,7 @@ fn paginate(
                 cursor,
                 after_empty: true,
             }),
+            injected_empty: true,
         };
     }
     let page: Vec<Row> = rows.drain(start..).take(size).collect();
@@ -549,7 +553,11 @@ fn paginate(
         cursor: page.last().map(|row| row.key.clone()),
         after_empty: false,
     });
-    Page { rows: page, next }
+    Page {
+        rows: page,
+        next,
+        injected_empty: false,
+    }
 }
 
 /// The page size a listing for `account` may use, and whether this page is
@@ -561,9 +569,6 @@ pub(crate) fn page_faults(state: &mut State, account: &str, asked: usize) -> (us
         .map_or(asked, |cap| asked.min(cap));
     let probability = state.faults.empty_page_probability(account);
     let empty = chance(&mut state.rng, probability);
-    if empty {
-        state.stats.faults_injected += 1;
-    }
     (size.max(1), empty)
 }
 
@@ -700,6 +705,9 @@ pub(crate) fn list_events(
             out.insert("nextSyncToken".into(), json!(token.encode(&state.secret)));
         }
     }
+    if page.injected_empty {
+        state.stats.faults_injected += 1;
+    }
     Ok(Value::Object(out))
 }
 
@@ -810,6 +818,9 @@ pub(crate) fn list_instances(
     let mut out = envelope(calendar, zone_name, items);
     if let Some(next) = page.next {
         out.insert("nextPageToken".into(), json!(next.encode()));
+    }
+    if page.injected_empty {
+        state.stats.faults_injected += 1;
     }
     Ok(Value::Object(out))
 }
