@@ -225,7 +225,7 @@ const RULE_EXISTS: &str = "SELECT 1 FROM rules WHERE id = $1";
 // ---------------------------------------------------------------------------
 // Rows
 
-/// The columns of a account row, in `SELECT` order.
+/// The columns of an account row, in `SELECT` order.
 macro_rules! account_columns {
     () => {
         "id, user_id, provider, email, client_id, api_base, token_url, \
@@ -272,7 +272,7 @@ fn calendar_row(row: &SqliteRow) -> Result<Calendar, StoreError> {
     })
 }
 
-/// The columns of a entry row, in `SELECT` order.
+/// The columns of an entry row, in `SELECT` order.
 macro_rules! entry_columns {
     () => {
         "remote_id, parent_id, etag, updated, ics, tags"
