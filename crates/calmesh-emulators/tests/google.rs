@@ -1893,3 +1893,44 @@ async fn incremental_results_clipped_to_first_window() {
     want.sort();
     assert_eq!(got, want, "the window's events and every deletion");
 }
+
+#[tokio::test]
+async fn accounts_from_rust() {
+    let emulator = GoogleEmulator::new(EmulatorConfig::default());
+    let credentials = emulator
+        .add_account("cy@example.com", Some("Europe/Paris"))
+        .unwrap();
+    assert!(emulator.add_account("not an email", None).is_err());
+    assert!(
+        emulator
+            .add_account("dee@example.com", Some("Mars/Base"))
+            .is_err()
+    );
+    let (base, _server) = google::spawn_emulator(emulator, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let http = client();
+    let response = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", credentials.refresh_token.as_str()),
+            ("client_id", credentials.client_id.as_str()),
+            ("client_secret", credentials.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: Value = response.json().await.unwrap();
+    let list: Value = http
+        .get(format!("{base}/calendar/v3/users/me/calendarList"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"][0]["timeZone"], "Europe/Paris");
+}

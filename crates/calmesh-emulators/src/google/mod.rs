@@ -145,6 +145,30 @@ impl GoogleEmulator {
         serve::serve(self.router(), listener).await
     }
 
+    /// Creates an account and its primary calendar (id = `email`, zone
+    /// `time_zone` or UTC), as `POST /_emulator/accounts` does, and returns
+    /// a new refresh token with the client credentials.
+    pub fn add_account(
+        &self,
+        email: &str,
+        time_zone: Option<&str>,
+    ) -> Result<AccountCredentials, AccountError> {
+        if !email.contains('@') || email.contains(['/', ' ']) {
+            return Err(AccountError(format!("{email:?} is not an e-mail address")));
+        }
+        self.with(|state| {
+            let refresh_token = state
+                .create_account(email, time_zone)
+                .map_err(AccountError)?;
+            Ok(AccountCredentials {
+                email: email.to_string(),
+                refresh_token,
+                client_id: state.config.client_id.clone(),
+                client_secret: state.config.client_secret.clone(),
+            })
+        })
+    }
+
     /// Runs `f` with the state locked. A poisoned lock is taken over: the
     /// state is plain data and every handler leaves it consistent before
     /// anything can panic.
@@ -174,6 +198,24 @@ impl GoogleEmulator {
             .clone()
     }
 }
+
+/// What a client needs to act as an emulated account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCredentials {
+    /// The account's email, also the id of its primary calendar.
+    pub email: String,
+    /// A refresh token for `POST /token`.
+    pub refresh_token: String,
+    /// The emulator's OAuth client id.
+    pub client_id: String,
+    /// The emulator's OAuth client secret.
+    pub client_secret: String,
+}
+
+/// An account that cannot be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot create the account: {0}")]
+pub struct AccountError(String);
 
 /// Binds `addr`, serves a new emulator with the default configuration in
 /// the background, and returns its base URL (`http://127.0.0.1:PORT`) and
