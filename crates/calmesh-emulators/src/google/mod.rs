@@ -181,6 +181,18 @@ impl GoogleEmulator {
         f(&mut guard)
     }
 
+    /// A reference that does not keep the emulator alive (for background
+    /// tasks, which must end when the emulator is dropped).
+    fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The emulator behind a [`GoogleEmulator::downgrade`] reference, if
+    /// it still exists.
+    fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
     /// The client push deliveries use; `None` if it cannot be built.
     fn http_client(&self) -> Option<reqwest::Client> {
         self.inner

@@ -76,7 +76,12 @@ pub(crate) async fn watch(
         .to_string();
     let (response, channel_id, resource_id, receiver) =
         emulator.with(|state| create_channel(state, &headers, &calendar, &body, &host))?;
-    tokio::spawn(deliver(emulator.clone(), channel_id, resource_id, receiver));
+    tokio::spawn(deliver(
+        emulator.downgrade(),
+        channel_id,
+        resource_id,
+        receiver,
+    ));
     Ok(Json(response).into_response())
 }
 
@@ -225,14 +230,19 @@ struct Target {
     resource_uri: String,
 }
 
-/// Delivers a channel's messages in order until the channel is gone.
+/// Delivers a channel's messages in order until the channel is gone. Holds
+/// the emulator only while a message is being delivered: once the emulator
+/// is dropped, the channel's sender goes with it and this task ends.
 async fn deliver(
-    emulator: GoogleEmulator,
+    emulator: std::sync::Weak<super::Inner>,
     channel_id: String,
     resource_id: String,
     mut receiver: UnboundedReceiver<Delivery>,
 ) {
     while let Some(delivery) = receiver.recv().await {
+        let Some(emulator) = GoogleEmulator::upgrade(&emulator) else {
+            return;
+        };
         let target = emulator.with(|state| {
             let now = Utc::now();
             let channel = state
