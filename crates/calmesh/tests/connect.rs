@@ -17,12 +17,19 @@ async fn connect_runs_the_consent_flow_and_stores_the_account() {
     let cm = Calmesh::new();
     let mut child = cm
         .command(&[
-            "accounts", "connect", "google",
-            "--client-id", creds["client_id"].as_str().unwrap(),
-            "--client-secret", creds["client_secret"].as_str().unwrap(),
-            "--auth-url", &format!("{}/o/oauth2/auth", emu.base),
-            "--token-url", &format!("{}/token", emu.base),
-            "--api-base", &emu.base,
+            "accounts",
+            "connect",
+            "google",
+            "--client-id",
+            creds["client_id"].as_str().unwrap(),
+            "--client-secret",
+            creds["client_secret"].as_str().unwrap(),
+            "--auth-url",
+            &format!("{}/o/oauth2/auth", emu.base),
+            "--token-url",
+            &format!("{}/token", emu.base),
+            "--api-base",
+            &emu.base,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,14 +43,20 @@ async fn connect_runs_the_consent_flow_and_stores_the_account() {
         }
     };
     assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"), "{url}");
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
     // The "browser": follow the consent page's redirect to calmesh's loopback.
     let page = reqwest::get(&url).await.unwrap();
     assert!(page.status().is_success(), "{}", page.status());
     let status = child.wait().unwrap();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(status.success(), "{rest:?}");
-    assert!(rest.iter().any(|l| l.contains("added dana@example.com")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("added dana@example.com")),
+        "{rest:?}"
+    );
     let listed = cm.ok(&["accounts", "list"]);
     assert!(listed.contains("dana@example.com (google) ok"), "{listed}");
     assert!(listed.contains("dana@example.com:primary"), "{listed}");
