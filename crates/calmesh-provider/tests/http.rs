@@ -1,0 +1,180 @@
+//! The shared HTTP client against a small local server: Retry-After is
+//! honoured, a refused refresh is final, a 401 refreshes once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use calmesh_provider::http::{RateLimiter, Verdict};
+use calmesh_provider::{HttpClient, OAuthClient, ProviderError, RetryPolicy};
+
+fn classify(status: u16, _: &reqwest::header::HeaderMap, _: &[u8]) -> Verdict {
+    match status {
+        429 => Verdict::RateLimited("slow down".into()),
+        401 => Verdict::Unauthorized("expired".into()),
+        s => Verdict::Fail(ProviderError::Rejected {
+            status: s,
+            reason: String::new(),
+            message: String::new(),
+        }),
+    }
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(4),
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/x",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "").into_response()
+                } else {
+                    (StatusCode::OK, "ok").into_response()
+                }
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let client = HttpClient::new(
+        calmesh_provider::http::build_reqwest().unwrap(),
+        policy(),
+        Arc::new(RateLimiter::new(1000.0, 10)),
+        None,
+        classify,
+    );
+    let started = Instant::now();
+    let response = client.send(|c| c.get(format!("{base}/x"))).await.unwrap();
+    assert_eq!(response.body, b"ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(client.calls(), 2);
+    // The backoff alone is at most 4 ms; the server asked for a second.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_grant_is_final_and_a_401_refreshes_once() {
+    let token_hits = Arc::new(AtomicU32::new(0));
+    let api_hits = Arc::new(AtomicU32::new(0));
+    let (t, a) = (token_hits.clone(), api_hits.clone());
+    let app = Router::new()
+        .route(
+            "/token",
+            post(move |body: String| {
+                let t = t.clone();
+                async move {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    if body.contains("refresh_token=dead") {
+                        (StatusCode::BAD_REQUEST, r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#).into_response()
+                    } else {
+                        (StatusCode::OK, r#"{"access_token":"tok","expires_in":3600,"token_type":"Bearer"}"#).into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/api",
+            get(move || {
+                let a = a.clone();
+                async move {
+                    // The first call's token is "expired".
+                    if a.fetch_add(1, Ordering::SeqCst) == 0 {
+                        (StatusCode::UNAUTHORIZED, "").into_response()
+                    } else {
+                        (StatusCode::OK, "fine").into_response()
+                    }
+                }
+            }),
+        );
+    let base = serve(app).await;
+    let client = |refresh: &str| {
+        let reqwest = calmesh_provider::http::build_reqwest().unwrap();
+        let tokens = OAuthClient::new(
+            reqwest.clone(),
+            format!("{base}/token"),
+            "id",
+            "secret",
+            refresh,
+            policy(),
+        );
+        HttpClient::new(
+            reqwest,
+            policy(),
+            Arc::new(RateLimiter::new(1000.0, 10)),
+            Some(Arc::new(tokens)),
+            classify,
+        )
+    };
+    let live = client("good");
+    assert_eq!(
+        live.send(|c| c.get(format!("{base}/api")))
+            .await
+            .unwrap()
+            .body,
+        b"fine"
+    );
+    assert_eq!(
+        token_hits.load(Ordering::SeqCst),
+        2,
+        "one token, one refresh after the 401"
+    );
+    assert_eq!(api_hits.load(Ordering::SeqCst), 2);
+
+    let dead = client("dead");
+    match dead.send(|c| c.get(format!("{base}/api"))).await {
+        Err(ProviderError::ReauthRequired(m)) => assert!(m.starts_with("invalid_grant"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        token_hits.load(Ordering::SeqCst),
+        3,
+        "no retry of a refused grant"
+    );
+    assert_eq!(
+        api_hits.load(Ordering::SeqCst),
+        2,
+        "no API call without a token"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limiter_spaces_calls() {
+    let limiter = RateLimiter::new(50.0, 1);
+    let started = Instant::now();
+    for _ in 0..6 {
+        limiter.acquire().await;
+    }
+    // Five waits of 20 ms after the first (burst 1).
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        started.elapsed()
+    );
+}
