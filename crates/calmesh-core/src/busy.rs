@@ -160,6 +160,8 @@ pub enum Op {
     Create {
         /// Link to record.
         key: PlanLinkKey,
+        /// What ids of this link are derived from ([`target_id`]).
+        seed: String,
         /// Id to create it under.
         target_id: String,
         /// Generation of that id.
@@ -421,20 +423,23 @@ pub fn plan(
                     // it): make a new one under the next generation's id,
                     // since providers keep deleted ids taken.
                     let generation = link.generation + 1;
-                    let id = target_id(rule, source_key, &key.source_id, target_key, generation);
+                    let seed = id_seed(rule, source_key, &key.source_id, target_key);
+                    let id = target_id(&seed, generation);
                     claimed.insert((key.target_calendar.clone(), id.clone()));
                     let existing = cached(&key.target_calendar, &id).filter(|e| ours(e));
                     plan.ops.push(create_or_adopt(
-                        key, id, generation, block, tags, hash, existing,
+                        key, seed, id, generation, block, tags, hash, existing,
                     ));
                 }
             },
             None => {
-                let id = target_id(rule, source_key, &key.source_id, target_key, 0);
+                let seed = id_seed(rule, source_key, &key.source_id, target_key);
+                let id = target_id(&seed, 0);
                 claimed.insert((key.target_calendar.clone(), id.clone()));
                 let existing = cached(&key.target_calendar, &id).filter(|e| ours(e));
-                plan.ops
-                    .push(create_or_adopt(key, id, 0, block, tags, hash, existing));
+                plan.ops.push(create_or_adopt(
+                    key, seed, id, 0, block, tags, hash, existing,
+                ));
             }
         }
     }
@@ -506,8 +511,10 @@ pub fn plan(
     plan
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create_or_adopt(
     key: &PlanLinkKey,
+    seed: String,
     id: String,
     generation: i64,
     block: &Event,
@@ -530,6 +537,7 @@ fn create_or_adopt(
         },
         None => Op::Create {
             key: key.clone(),
+            seed,
             target_id: id,
             generation,
             block,
@@ -541,9 +549,12 @@ fn create_or_adopt(
 
 /// Plans the removal of every block a rule (or, without `rule`, any rule)
 /// created in `target`: only entries carrying calmesh's tag are touched.
-pub fn plan_reset(rule: Option<&RuleId>, target: &BusyCalendar, links: &[PlanLink]) -> Plan {
+///
+/// Links are kept: they remember which id generation each block used, so a
+/// later sync that recreates the blocks takes fresh ids instead of the ones
+/// the deleted blocks still hold at the provider.
+pub fn plan_reset(rule: Option<&RuleId>, target: &BusyCalendar) -> Plan {
     let mut plan = Plan::default();
-    let mut deleted = BTreeSet::new();
     for entry in &target.entries {
         let Some(owner) = entry.tags.get(TAG_RULE) else {
             continue;
@@ -551,24 +562,12 @@ pub fn plan_reset(rule: Option<&RuleId>, target: &BusyCalendar, links: &[PlanLin
         if entry.parent_id.is_some() || rule.is_some_and(|r| r.as_str() != owner) {
             continue;
         }
-        deleted.insert(entry.remote_id.clone());
-        let key = links
-            .iter()
-            .find(|l| l.key.target_calendar == target.id && l.target_id == entry.remote_id)
-            .map(|l| l.key.clone());
         plan.ops.push(Op::Delete {
-            key,
+            key: None,
             target_calendar: target.id.clone(),
             target_id: entry.remote_id.clone(),
             etag: entry.etag.clone(),
         });
-    }
-    for link in links {
-        if link.key.target_calendar == target.id && !deleted.contains(&link.target_id) {
-            plan.ops.push(Op::Forget {
-                key: link.key.clone(),
-            });
-        }
     }
     plan
 }
@@ -591,18 +590,15 @@ pub fn block_tags(
     ])
 }
 
-/// The id a block is created under: 26 base32hex characters (Google's
-/// client-chosen id alphabet) from a hash of the rule, the source, the target
-/// calendar and the generation. The same inputs always give the same id, so a
-/// retried create cannot make a second block.
-pub fn target_id(
+/// What a block's ids are derived from: the rule, the source entry and the
+/// target calendar, hashed. Carried on [`Op::Create`] so the executor can
+/// step to the next generation's id the same way the planner would.
+pub fn id_seed(
     rule: &RuleId,
     source_calendar_key: &str,
     source_id: &str,
     target_calendar_key: &str,
-    generation: i64,
 ) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
     let digest = Sha256::new()
         .chain_update(b"calmesh-busy\0")
         .chain_update(rule.as_str().as_bytes())
@@ -612,6 +608,19 @@ pub fn target_id(
         .chain_update(source_id.as_bytes())
         .chain_update([0])
         .chain_update(target_calendar_key.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The id a block is created under: 26 base32hex characters (Google's
+/// client-chosen id alphabet) from a hash of the seed and the generation.
+/// The same inputs always give the same id, so a retried create cannot make
+/// a second block; a new generation gives a new id when the old one is
+/// taken by a deleted block (providers keep deleted ids).
+pub fn target_id(seed: &str, generation: i64) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let digest = Sha256::new()
+        .chain_update(seed.as_bytes())
         .chain_update([0])
         .chain_update(generation.to_le_bytes())
         .finalize();

@@ -10,7 +10,8 @@
 //!   calmesh's tags in private extended properties.
 //! - Errors: 403 `rateLimitExceeded`/`userRateLimitExceeded` and 429 back
 //!   off and retry, as do 5xx and dropped connections; 403 `quotaExceeded` is
-//!   not cleared by a short backoff and fails the call; 401 refreshes the
+//!   not cleared by a short backoff: it fails at once as an account-level
+//!   rate limit, so the run stops using the account; 401 refreshes the
 //!   access token once.
 
 mod convert;
@@ -102,6 +103,13 @@ pub fn classify(status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
         (403, "rateLimitExceeded" | "userRateLimitExceeded") | (429, _) => {
             Verdict::RateLimited(message)
         }
+        // Google's abuse limit: short backoff does not clear it, and every
+        // further call spends quota. Stop using the account for this run.
+        (403, "quotaExceeded") => Verdict::Fail(ProviderError::RateLimited {
+            attempts: 1,
+            message,
+            retry_after: None,
+        }),
         (500..=599, _) => Verdict::Transient(format!("{status}: {message}")),
         (401, _) => Verdict::Unauthorized(message),
         (404, _) | (410, "deleted") => Verdict::Fail(ProviderError::NotFound),

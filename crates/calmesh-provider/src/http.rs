@@ -53,6 +53,9 @@ impl RetryPolicy {
     }
 }
 
+/// The longest `Retry-After` waited out inside one call.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// A token bucket: `per_second` calls on average, bursts up to `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -265,6 +268,17 @@ impl HttpClient {
                     }
                 }
                 Verdict::Fail(e) => e.clone(),
+            });
+        }
+        if let (Verdict::RateLimited(message), Some(wait)) = (verdict, retry_after)
+            && wait > MAX_RETRY_AFTER
+        {
+            // Waiting this long inside one call would stall the run: give up
+            // and let the caller schedule the retry (it gets the wait).
+            return Err(ProviderError::RateLimited {
+                attempts: attempt,
+                message: message.clone(),
+                retry_after: Some(wait),
             });
         }
         let backoff = self.policy.backoff(attempt - 1, &mut rand::rng());

@@ -129,8 +129,16 @@ impl OAuthClient {
                             },
                         );
                         // invalid_grant (revoked, expired) and invalid_client
-                        // (wrong client) both need a person to fix them.
-                        return Err(ProviderError::ReauthRequired(text));
+                        // or unauthorized_client (wrong client) need a person
+                        // to connect again; anything else (a wrong token URL
+                        // answering 404, say) is not the grant's fault.
+                        let code = error.as_ref().map(|e| e.error.as_str());
+                        return Err(match code {
+                            Some("invalid_grant" | "invalid_client" | "unauthorized_client") => {
+                                ProviderError::ReauthRequired(text)
+                            }
+                            _ => ProviderError::Request(format!("token endpoint: {text}")),
+                        });
                     }
                     format!("token endpoint answered {status}")
                 }

@@ -383,6 +383,18 @@ impl Engine {
                 report.api_calls = provider.api_calls() - before;
                 match result {
                     Ok(pull) => {
+                        if let Ok(account) = self.account(&calendar.account).await
+                            && account.status == AccountStatus::Error
+                        {
+                            // The provider answered: whatever failed before is over.
+                            if let Err(e) = self
+                                .store
+                                .set_account_status(&account.id, AccountStatus::Ok, None)
+                                .await
+                            {
+                                tracing::warn!(account = %account.email, "cannot record the account's status: {e}");
+                            }
+                        }
                         report.full = pull.full;
                         report.cursor_expired = pull.cursor_expired;
                         let mut batch = PullBatch {
@@ -484,7 +496,15 @@ impl Engine {
                         .await?,
                 )
             };
-            let rule_report = self.run_busy(&rule, request).await?;
+            let rule_report = match self.run_busy(&rule, request).await {
+                Ok(report) => report,
+                Err(error) => RuleReport {
+                    rule: rule.name.clone(),
+                    status: "failed".to_owned(),
+                    message: Some(error.to_string()),
+                    ..RuleReport::default()
+                },
+            };
             if let Some(run) = run {
                 self.store
                     .finish_run(
@@ -587,7 +607,7 @@ impl Engine {
                 report.message = Some("the rule is paused".to_owned());
                 return Ok(report);
             }
-            RuleState::NeedsConfirmation if !request.confirm_deletes => {
+            RuleState::NeedsConfirmation if !request.confirm_deletes && !request.dry_run => {
                 report.status = "needs_confirmation".to_owned();
                 report.message = Some(
                     "the rule is held by the mass-deletion guard; run `calmesh sync --rule NAME \
@@ -752,10 +772,11 @@ impl Engine {
                     }
                 };
                 for op in ops {
-                    if let Some(why) = Self::lock(&self.unavailable)
+                    let unavailable = Self::lock(&self.unavailable)
                         .get(&calendar.account)
                         .cloned()
-                    {
+                        .filter(|_| !matches!(op, Op::Forget { .. }));
+                    if let Some(why) = unavailable {
                         applied.failed += 1;
                         applied.errors.push(ItemError {
                             calendar: label.clone(),
@@ -816,6 +837,7 @@ impl Engine {
         match op {
             Op::Create {
                 key,
+                seed,
                 target_id,
                 generation,
                 block,
@@ -828,7 +850,7 @@ impl Engine {
                     tags: tags.clone(),
                 };
                 let mut generation = *generation;
-                for _ in 0..4 {
+                for _ in 0..MAX_GENERATION_STEPS {
                     match provider.create(&calendar.remote_id, &write).await {
                         Ok(written) => {
                             return self
@@ -866,15 +888,7 @@ impl Engine {
                                 }
                                 None => {
                                     generation += 1;
-                                    let source_key =
-                                        tags.get(busy::TAG_SOURCE).cloned().unwrap_or_default();
-                                    write.id = busy::target_id(
-                                        &rule.id,
-                                        &source_key,
-                                        &key.source_id,
-                                        &calendar.remote_id,
-                                        generation,
-                                    );
+                                    write.id = busy::target_id(seed, generation);
                                     write.event.uid = calmesh_core::ItemId::new(write.id.clone());
                                 }
                             }
@@ -882,9 +896,9 @@ impl Engine {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(ApplyError::Refused(
-                    "no free id for the block after 4 generations".to_owned(),
-                ))
+                Err(ApplyError::Refused(format!(
+                    "no free id for the block after {MAX_GENERATION_STEPS} generations"
+                )))
             }
             Op::Update {
                 key,
@@ -1025,15 +1039,11 @@ impl Engine {
             return Ok(report);
         }
         let target = self.busy_calendar(&calendar, &mut report.errors).await?;
-        let mut links = Vec::new();
         let rules = match rule {
             Some(r) => vec![r.clone()],
             None => self.store.rules(user).await?,
         };
-        for r in &rules {
-            links.extend(self.store.links(&r.id).await?.into_iter().map(plan_link));
-        }
-        let plan = busy::plan_reset(rule.map(|r| &r.id), &target, &links);
+        let plan = busy::plan_reset(rule.map(|r| &r.id), &target);
         let label = self.label(&calendar).await;
         for op in &plan.ops {
             report.plan.push(planned(op, label.clone()));
@@ -1049,13 +1059,13 @@ impl Engine {
                 })
                 .await?;
             // Deletes are applied under the rule that made each block (its
-            // tag), so links of every rule are forgotten correctly.
+            // tag): the executor checks that tag again before each write.
             let by_id: HashMap<&CalendarId, &Calendar> = HashMap::from([(&calendar.id, &calendar)]);
             for r in &rules {
                 let ops: Vec<Op> = plan
                     .ops
                     .iter()
-                    .filter(|op| owner_rule(op, &target, &links) == Some(r.id.as_str()))
+                    .filter(|op| owner_rule(op, &target) == Some(r.id.as_str()))
                     .cloned()
                     .collect();
                 let applied = self.apply(r, &ops, &by_id).await;
@@ -1069,9 +1079,7 @@ impl Engine {
                 let orphans: Vec<Op> = plan
                     .ops
                     .iter()
-                    .filter(|op| {
-                        owner_rule(op, &target, &links).is_some_and(|o| !known.contains(o))
-                    })
+                    .filter(|op| owner_rule(op, &target).is_some_and(|o| !known.contains(o)))
                     .cloned()
                     .collect();
                 if !orphans.is_empty() {
@@ -1128,14 +1136,14 @@ impl Engine {
     }
 }
 
-/// The rule that owns the block an op touches (by its tag, else its link).
-fn owner_rule<'a>(op: &Op, target: &'a BusyCalendar, links: &[PlanLink]) -> Option<&'a str> {
+/// The rule that owns the block an op touches, by its tag.
+fn owner_rule<'a>(op: &Op, target: &'a BusyCalendar) -> Option<&'a str> {
     let id = op_target(op);
-    if let Some(entry) = target.entries.iter().find(|e| e.remote_id == id) {
-        return entry.tags.get(busy::TAG_RULE).map(String::as_str);
-    }
-    let _ = links;
-    None
+    target
+        .entries
+        .iter()
+        .find(|e| e.remote_id == id)
+        .and_then(|entry| entry.tags.get(busy::TAG_RULE).map(String::as_str))
 }
 
 fn op_target(op: &Op) -> &str {
@@ -1194,6 +1202,11 @@ fn link_key(rule: &Rule, key: &PlanLinkKey) -> LinkKey {
 fn elapsed_ms(clock: Instant) -> u64 {
     u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+/// How many deleted ids a create steps over before it gives up. Links keep
+/// the generation they reached, so this bounds one run's work, not the
+/// number of times a block can be recreated.
+const MAX_GENERATION_STEPS: usize = 16;
 
 /// Why one write failed.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,8 @@ pub struct Cli {
     database: String,
     /// File holding the key that encrypts stored credentials (generated on
     /// first use; default: next to the database as `FILE.key`). The
-    /// `CALMESH_SECRET_KEY` variable, 64 hex digits, takes precedence.
+    /// `CALMESH_SECRET_KEY` variable (64 hex digits, or base64 of 32 bytes)
+    /// takes precedence.
     #[arg(long, global = true, env = "CALMESH_SECRET_KEY_FILE")]
     key_file: Option<PathBuf>,
     #[command(subcommand)]

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// How long to wait for the browser's redirect.
+const CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What the consent flow gives back.
 pub struct Granted {
     /// The refresh token.
@@ -61,7 +64,14 @@ pub async fn loopback_flow(
     on_url(url.as_str());
 
     let code = loop {
-        let (mut socket, _) = listener.accept().await?;
+        let (mut socket, _) = tokio::time::timeout(CONSENT_TIMEOUT, listener.accept())
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "no answer from the browser within {} minutes",
+                    CONSENT_TIMEOUT.as_secs() / 60
+                )
+            })??;
         let mut buf = vec![0u8; 8192];
         let n = socket.read(&mut buf).await?;
         let request = String::from_utf8_lossy(&buf[..n]);
@@ -79,7 +89,7 @@ pub async fn loopback_flow(
                 "calmesh is connected. You can close this tab.",
                 Some(Ok(code)),
             ),
-            (_, Some(error), _) => (
+            (_, Some(error), Some(s)) if s == state => (
                 "400 Bad Request",
                 "Consent was refused.",
                 Some(Err(anyhow!("consent refused: {error}"))),

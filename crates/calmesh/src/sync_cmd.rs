@@ -182,7 +182,7 @@ pub async fn list_accounts(store: Arc<dyn Store>, json: bool) -> Result<()> {
 /// Finds `EMAIL:CALID` (`primary` allowed) in the store, listing the
 /// account's calendars at the provider when it is not known yet.
 pub async fn resolve_calendar(store: Arc<dyn Store>, spec: &str) -> Result<Calendar> {
-    let (email, cal) = spec.rsplit_once(':').ok_or_else(|| {
+    let (email, cal) = spec.split_once(':').ok_or_else(|| {
         anyhow!("calendar {spec:?}: expected EMAIL:CALENDAR_ID (e.g. me@example.com:primary)")
     })?;
     let user = user(store.as_ref()).await?;

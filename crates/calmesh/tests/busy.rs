@@ -405,9 +405,21 @@ async fn mass_deletion_waits_for_confirmation() {
         "{report:#}"
     );
     assert_eq!(block_ids(&emu.raw(BOB).await).len(), 12, "nothing deleted");
-    // Still held on the next plain run.
+    // Still held on the next plain run; a dry run shows what it would do.
     let out = cm.run(&["sync", "--json"]);
     assert!(!out.status.success());
+    let out = cm.run(&["sync", "--dry-run", "--json"]);
+    let dry: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        dry["rules"][0]["plan"].as_array().unwrap().len(),
+        24,
+        "{dry:#}"
+    );
+    assert_eq!(
+        block_ids(&emu.raw(BOB).await).len(),
+        12,
+        "a dry run deletes nothing"
+    );
     let report = cm.ok(&["sync", "--confirm-deletes", "--json"]);
     let report: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["rules"][0]["deleted"], 24, "{report:#}");
@@ -511,5 +523,40 @@ async fn a_refused_item_is_reported_and_the_run_goes_on() {
         own_before,
         futures_own(&emu).await,
         "the person's event is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_and_sync_cycles_recreate_blocks_under_fresh_ids() {
+    // Google keeps deleted ids taken (409). Links remember the generation,
+    // so every cycle finds a free id at once.
+    let (emu, cm) = setup().await;
+    for i in 0..3 {
+        emu.insert(ANN, timed("a", at(2 + i, 9), at(2 + i, 10)))
+            .await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for cycle in 0..6 {
+        let report = cm.sync();
+        assert_eq!(
+            report["rules"][0]["status"], "ok",
+            "cycle {cycle}: {report:#}"
+        );
+        assert_converged(&emu, &ALL).await;
+        for id in block_ids(&emu.raw(BOB).await) {
+            assert!(seen.insert(id), "a fresh id each cycle");
+        }
+        for e in [BOB, CAT] {
+            cm.ok(&["reset", "--calendar", &format!("{e}:primary")]);
+        }
+        assert!(block_ids(&emu.raw(BOB).await).is_empty());
+    }
+    // After the first cycle each create costs one call: no 409 probing.
+    emu.reset_stats().await;
+    cm.sync();
+    let stats = emu.stats().await;
+    assert_eq!(
+        stats["by_route"]["POST /calendar/v3/calendars/{calendarId}/events"], 6,
+        "{stats:#}"
     );
 }
