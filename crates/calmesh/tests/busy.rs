@@ -560,3 +560,40 @@ async fn reset_and_sync_cycles_recreate_blocks_under_fresh_ids() {
         "{stats:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_adopts_the_blocks_or_steps_over_deleted_ids() {
+    let (emu, cm) = setup().await;
+    for i in 0..4 {
+        emu.insert(ANN, timed("a", at(2 + i, 9), at(2 + i, 10)))
+            .await;
+    }
+    cm.sync();
+    // The database is lost; the same accounts and rule are set up again.
+    let fresh = Calmesh::new();
+    fresh.add_accounts(&emu, &ALL);
+    fresh.add_busy_rule("work", &ALL);
+    let report = fresh.sync();
+    let rule = &report["rules"][0];
+    assert_eq!(rule["status"], "ok", "{report:#}");
+    assert_eq!(
+        rule["created"], 0,
+        "the blocks are found, not written again: {report:#}"
+    );
+    assert_converged(&emu, &ALL).await;
+
+    // Now every block is removed and the database lost again: the ids the
+    // blocks had are still taken (Google keeps deleted ids), so the creates
+    // step to the next generation.
+    for e in [BOB, CAT] {
+        fresh.ok(&["reset", "--calendar", &format!("{e}:primary")]);
+    }
+    let third = Calmesh::new();
+    third.add_accounts(&emu, &ALL);
+    third.add_busy_rule("work", &ALL);
+    let report = third.sync();
+    assert_eq!(report["rules"][0]["status"], "ok", "{report:#}");
+    assert_eq!(report["rules"][0]["created"], 8, "{report:#}");
+    assert_converged(&emu, &ALL).await;
+    assert_eq!(writes(&third.sync()), 0);
+}
