@@ -11,12 +11,14 @@
 
 mod error;
 mod secrets;
+mod sql;
 mod sqlite;
 mod types;
 
 pub use error::StoreError;
 pub use secrets::{KeySource, SECRET_KEY_ENV, SecretKey, default_key_file};
-pub use sqlite::{MIGRATIONS_TABLE, SqliteStore};
+pub use sql::{MIGRATIONS_TABLE, SqlStore};
+pub use sqlite::SqliteStore;
 pub use types::*;
 
 use async_trait::async_trait;
