@@ -21,8 +21,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use calmesh_provider::http::{RateLimiter, Response, Verdict, build_reqwest};
 use calmesh_provider::{
-    Change, EntryProblem, HttpClient, OAuthClient, Provider, ProviderError, PullResult,
-    RemoteCalendar, RemoteEntry, RetryPolicy, WriteRequest, Written,
+    Change, Channel, ChannelRequest, EntryProblem, HttpClient, OAuthClient, Provider,
+    ProviderError, PullResult, RemoteCalendar, RemoteEntry, RetryPolicy, WriteRequest, Written,
 };
 use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
@@ -410,6 +410,50 @@ impl Provider for GoogleProvider {
                 }
             })
             .await?;
+        Ok(())
+    }
+
+    async fn watch(
+        &self,
+        calendar: &str,
+        request: &ChannelRequest,
+    ) -> Result<Channel, ProviderError> {
+        let url = format!("{}/watch", self.events_url(calendar));
+        let mut body = serde_json::json!({
+            "id": request.id,
+            "type": "web_hook",
+            "address": request.address,
+            "token": request.token,
+        });
+        if let Some(ttl) = request.ttl {
+            body["params"] = serde_json::json!({"ttl": ttl.as_secs().to_string()});
+        }
+        let response = self.http.send(|c| c.post(&url).json(&body)).await?;
+        let value = json(&response)?;
+        let resource_id = value
+            .get("resourceId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::Decode("watch response without resourceId".into()))?;
+        // `expiration` is Unix milliseconds, as a string.
+        let expiration = value
+            .get("expiration")
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .or(v.as_i64())
+            })
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        Ok(Channel {
+            id: request.id.clone(),
+            resource_id: resource_id.to_owned(),
+            expiration,
+        })
+    }
+
+    async fn stop_channel(&self, channel: &Channel) -> Result<(), ProviderError> {
+        let url = format!("{}/channels/stop", self.base);
+        let body = serde_json::json!({"id": channel.id, "resourceId": channel.resource_id});
+        self.http.send(|c| c.post(&url).json(&body)).await?;
         Ok(())
     }
 

@@ -274,3 +274,76 @@ async fn expired_access_token_is_refreshed_once_and_a_revoked_grant_is_final() {
         "one refused refresh, no retry loop"
     );
 }
+
+#[tokio::test]
+async fn watch_delivers_sync_then_exists_and_stop_ends_it() {
+    use axum::http::HeaderMap;
+    use calmesh_provider::ChannelRequest;
+    let s = setup().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeaderMap>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(headers);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let channel = s
+        .provider
+        .watch(
+            EMAIL,
+            &ChannelRequest {
+                id: "chan-1".into(),
+                address: hook,
+                token: "secret-token".into(),
+                ttl: Some(Duration::from_secs(600)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(channel.id, "chan-1");
+    assert!(!channel.resource_id.is_empty());
+    let expires = channel.expiration.unwrap();
+    assert!(expires > Utc::now() && expires <= Utc::now() + chrono::Duration::seconds(601));
+
+    let wait = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<HeaderMap>| {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let sync = wait(&mut rx).await;
+    let h = |m: &HeaderMap, k: &str| m.get(k).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(h(&sync, "x-goog-resource-state"), "sync");
+    assert_eq!(h(&sync, "x-goog-message-number"), "1");
+    assert_eq!(h(&sync, "x-goog-channel-id"), "chan-1");
+    assert_eq!(h(&sync, "x-goog-channel-token"), "secret-token");
+    assert_eq!(h(&sync, "x-goog-resource-id"), channel.resource_id);
+
+    s.provider
+        .create(EMAIL, &block("pushed1", 9))
+        .await
+        .unwrap();
+    let exists = wait(&mut rx).await;
+    assert_eq!(h(&exists, "x-goog-resource-state"), "exists");
+    assert!(h(&exists, "x-goog-message-number").parse::<u64>().unwrap() > 1);
+
+    s.provider.stop_channel(&channel).await.unwrap();
+    assert_eq!(
+        s.provider.stop_channel(&channel).await,
+        Err(ProviderError::NotFound)
+    );
+    s.provider
+        .create(EMAIL, &block("pushed2", 10))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err(), "no delivery after stop");
+}

@@ -55,6 +55,9 @@ pub enum ProviderError {
     /// The provider's answer could not be read.
     #[error("unreadable response: {0}")]
     Decode(String),
+    /// The provider cannot do this.
+    #[error("this provider does not support {0}")]
+    Unsupported(&'static str),
     /// A request could not be built or sent for a reason retries cannot fix.
     #[error("request failed: {0}")]
     Request(String),

@@ -64,6 +64,24 @@ pub trait Provider: Send + Sync {
         if_match: Option<&str>,
     ) -> Result<(), ProviderError>;
 
+    /// Asks for push notifications about changes in `calendar`. Providers
+    /// without push answer [`ProviderError::Unsupported`].
+    async fn watch(
+        &self,
+        calendar: &str,
+        request: &ChannelRequest,
+    ) -> Result<Channel, ProviderError> {
+        let _ = (calendar, request);
+        Err(ProviderError::Unsupported("push notifications"))
+    }
+
+    /// Stops a channel. An unknown or expired channel is
+    /// [`ProviderError::NotFound`].
+    async fn stop_channel(&self, channel: &Channel) -> Result<(), ProviderError> {
+        let _ = channel;
+        Err(ProviderError::Unsupported("push notifications"))
+    }
+
     /// API calls made through this handle so far (retries count).
     fn api_calls(&self) -> u64;
 }

@@ -91,3 +91,27 @@ pub struct Written {
     /// The entry as the provider returned it.
     pub entry: RemoteEntry,
 }
+
+/// A push channel to ask for (Google watch channel, Graph subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRequest {
+    /// Our id for the channel (unique per channel, never reused).
+    pub id: String,
+    /// Where the provider delivers notifications (HTTPS in production).
+    pub address: String,
+    /// A secret the provider echoes on every delivery.
+    pub token: String,
+    /// The lifetime asked for; the provider may grant less.
+    pub ttl: Option<std::time::Duration>,
+}
+
+/// A push channel the provider granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Our id for it.
+    pub id: String,
+    /// The provider's id of the watched resource (needed to stop it).
+    pub resource_id: String,
+    /// When the provider stops delivering.
+    pub expiration: Option<DateTime<Utc>>,
+}
