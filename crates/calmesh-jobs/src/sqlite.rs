@@ -1,0 +1,85 @@
+//! The queue on SQLite: timestamps are RFC 3339 text (as in the store), the
+//! payload is JSON text, and a claim is one `UPDATE … RETURNING`, which
+//! SQLite runs as one write transaction (one writer at a time), so no job is
+//! handed out twice.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Pool, Sqlite};
+
+use crate::JobError;
+use crate::sql::{
+    Arg, Backend, Columns, MIGRATIONS_TABLE, SqlQueue, backend_queries, claim_sql, job_columns,
+    plain_columns, sealed,
+};
+
+/// The [`JobQueue`](crate::JobQueue) on SQLite.
+pub type SqliteQueue = SqlQueue<Sqlite>;
+
+/// A timestamp as stored: RFC 3339, UTC, nine fractional digits (fixed width,
+/// so text order is time order).
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
+
+/// Binds arguments as SQLite holds them: timestamps as [`ts`] text, JSON and
+/// kind lists as JSON text.
+fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
+    for arg in args {
+        query = match *arg {
+            Arg::Int(value) => query.bind(value),
+            Arg::Text(value) => query.bind(value.map(str::to_owned)),
+            Arg::Time(value) => query.bind(ts(value)),
+            Arg::Json(value) => query.bind(value.to_string()),
+            Arg::Kinds(kinds) => {
+                let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
+                query.bind(serde_json::Value::from(names).to_string())
+            }
+        };
+    }
+    query
+}
+
+impl Columns for SqliteRow {
+    plain_columns!();
+
+    fn opt_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, JobError> {
+        self.opt_text(name)?
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| JobError::Corrupt(format!("column {name}: {text:?}: {e}")))
+            })
+            .transpose()
+    }
+
+    fn json(&self, name: &str) -> Result<serde_json::Value, JobError> {
+        let text = self.text(name)?;
+        serde_json::from_str(&text)
+            .map_err(|e| JobError::Corrupt(format!("column {name}: JSON: {e}")))
+    }
+}
+
+impl sealed::Sealed for Sqlite {}
+
+impl Backend for Sqlite {
+    const QUEUE_NAME: &'static str = "SqliteQueue";
+    /// Takes the write lock at once, so a read-then-write transaction never
+    /// fails on a snapshot another writer made stale.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const CLAIM: &'static str = claim_sql!("j.kind IN (SELECT value FROM json_each($4))", "");
+    /// `BEGIN IMMEDIATE` already holds every other writer off.
+    const LOCK_JOB: &'static str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+    const LOCK_PENDING: &'static str = "SELECT id, run_at, triggers FROM jobs \
+         WHERE kind = $1 AND key = $2 AND state = 'pending'";
+
+    async fn migrate(pool: &Pool<Sqlite>) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator.run(pool).await
+    }
+
+    backend_queries!();
+}
