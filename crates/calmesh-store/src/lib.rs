@@ -2,28 +2,67 @@
 //! with their change cursors and item cache, rules, links and runs.
 //!
 //! [`Store`] is the one interface the rest of calmesh uses. [`SqliteStore`] is
-//! the embedded default; the PostgreSQL implementation arrives with the server
-//! issue and must pass the same tests (`tests/store.rs` is written against the
-//! trait for that reason).
+//! the embedded default (one file); [`PgStore`] runs on PostgreSQL, for
+//! several processes sharing one database. Both are [`SqlStore`]: one
+//! implementation of the trait, over what each database does differently.
+//! [`open_store`] picks one by the URL's scheme. The test suite in
+//! `tests/suite` is written against the trait and runs on both
+//! (`tests/store.rs`, `tests/postgres.rs`; see [`testing`]).
 //!
 //! Queries are checked at run time (no `query!` macros), so a clean clone
 //! builds without a database at hand.
 
 mod error;
+mod postgres;
 mod secrets;
 mod sql;
 mod sqlite;
+pub mod testing;
 mod types;
 
 pub use error::StoreError;
+pub use postgres::PgStore;
 pub use secrets::{KeySource, SECRET_KEY_ENV, SecretKey, default_key_file};
 pub use sql::{MIGRATIONS_TABLE, SqlStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
 use chrono::{DateTime, Utc};
+
+/// Opens the store a database URL names, by its scheme: `sqlite:` opens a
+/// [`SqliteStore`], `postgres:` or `postgresql:` a [`PgStore`]. Either brings
+/// its schema up to date. Any other scheme is an error that names the scheme
+/// (never the rest of the URL, which may hold a password).
+pub async fn open_store(url: &str, key: SecretKey) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .filter(|scheme| {
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        });
+    match scheme.as_deref() {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url, key).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::open(url, key).await?)),
+        other => Err(StoreError::Database(sqlx::Error::Configuration(
+            format!(
+                "unsupported database URL{}: expected sqlite://..., postgres://... or \
+                 postgresql://...",
+                match other {
+                    Some(scheme) => format!(" scheme {scheme:?}"),
+                    None => " (no scheme)".to_owned(),
+                }
+            )
+            .into(),
+        ))),
+    }
+}
 
 /// Everything calmesh keeps. Every method is one transaction.
 #[async_trait]

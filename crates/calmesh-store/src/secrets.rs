@@ -6,6 +6,7 @@
 //! later key rotation can tell which key sealed which row. Neither the key nor
 //! a plaintext ever appears in a `Debug` output or an error message.
 
+use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -193,21 +194,31 @@ impl SecretKey {
     }
 }
 
-/// The default key file for a database URL: next to the SQLite file as
-/// `<db file>.key` (`sqlite://calmesh.db` → `calmesh.db.key`,
-/// `sqlite:///var/lib/calmesh/db.sqlite` → `/var/lib/calmesh/db.sqlite.key`).
+/// The default key file for a database URL.
 ///
-/// An in-memory database (`sqlite::memory:`, `mode=memory`) has no file; its
-/// key lives at `<system temp dir>/calmesh-memory.key`, shared by every
-/// in-memory store of the machine (nothing it seals outlives the process
-/// anyway). Any other URL (a server database) gets `calmesh.key` in the
-/// working directory; set `CALMESH_SECRET_KEY` there instead.
+/// - A SQLite file keeps its key next to it as `<db file>.key`
+///   (`sqlite://calmesh.db` → `calmesh.db.key`,
+///   `sqlite:///var/lib/calmesh/db.sqlite` → `/var/lib/calmesh/db.sqlite.key`).
+/// - An in-memory SQLite database (`sqlite::memory:`, `mode=memory`) has no
+///   file; its key lives at `<system temp dir>/calmesh-memory.key`, shared by
+///   every in-memory store of the machine (nothing it seals outlives the
+///   process anyway).
+/// - A server database (`postgres://...`, and any other URL) is shared by
+///   processes that may start in any directory, so its key sits in the user's
+///   configuration directory: `$XDG_CONFIG_HOME/calmesh/calmesh.key`, else
+///   `$HOME/.config/calmesh/calmesh.key`, else `calmesh.key` in the working
+///   directory when neither variable is set. Every process on every host
+///   must use the same key: on more than one host, set `CALMESH_SECRET_KEY`
+///   (or copy the file) instead of letting each host generate its own.
 pub fn default_key_file(database_url: &str) -> PathBuf {
     if is_memory_url(database_url) {
         return std::env::temp_dir().join("calmesh-memory.key");
     }
     if !database_url.starts_with("sqlite:") {
-        return PathBuf::from("calmesh.key");
+        return server_key_file(
+            std::env::var_os("XDG_CONFIG_HOME"),
+            std::env::var_os("HOME"),
+        );
     }
     // The same file sqlx opens (it percent-decodes and drops the parameters).
     match database_url.parse::<sqlx::sqlite::SqliteConnectOptions>() {
@@ -217,6 +228,23 @@ pub fn default_key_file(database_url: &str) -> PathBuf {
             PathBuf::from(file)
         }
         _ => PathBuf::from("calmesh.key"),
+    }
+}
+
+/// The key file of a server database, given `$XDG_CONFIG_HOME` and `$HOME`
+/// (see [`default_key_file`]). A relative `XDG_CONFIG_HOME` is ignored, as
+/// the XDG base directory specification says.
+fn server_key_file(xdg_config_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    let config = xdg_config_home
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            home.filter(|home| !home.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        });
+    match config {
+        Some(config) => config.join("calmesh").join("calmesh.key"),
+        None => PathBuf::from("calmesh.key"),
     }
 }
 
@@ -429,9 +457,29 @@ mod tests {
             default_key_file("sqlite::memory:"),
             std::env::temp_dir().join("calmesh-memory.key")
         );
+        assert!(default_key_file("postgres://db/calmesh").ends_with("calmesh.key"));
+    }
+
+    #[test]
+    fn a_server_database_keeps_its_key_in_the_config_directory() {
+        let os = |s: &str| Some(OsString::from(s));
         assert_eq!(
-            default_key_file("postgres://db/calmesh"),
+            server_key_file(os("/etc/xdg-home"), os("/home/op")),
+            PathBuf::from("/etc/xdg-home/calmesh/calmesh.key")
+        );
+        assert_eq!(
+            server_key_file(None, os("/home/op")),
+            PathBuf::from("/home/op/.config/calmesh/calmesh.key")
+        );
+        assert_eq!(
+            server_key_file(os("relative/dir"), os("/home/op")),
+            PathBuf::from("/home/op/.config/calmesh/calmesh.key"),
+            "a relative XDG_CONFIG_HOME is ignored"
+        );
+        assert_eq!(
+            server_key_file(os(""), os("")),
             PathBuf::from("calmesh.key")
         );
+        assert_eq!(server_key_file(None, None), PathBuf::from("calmesh.key"));
     }
 }

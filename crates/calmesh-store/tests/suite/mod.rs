@@ -1,5 +1,6 @@
 //! The store test suite, written against the [`Store`] trait so every
-//! implementation (SQLite now, PostgreSQL next) runs the same checks.
+//! implementation runs the same checks: `tests/store.rs` on SQLite,
+//! `tests/postgres.rs` on PostgreSQL.
 //!
 //! Each check makes its own user (named after the check), so the checks can
 //! share one store or get a fresh one each. Times carry whole microseconds,
@@ -8,11 +9,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
 use calmesh_store::{
     Account, AccountStatus, CachedEntry, Calendar, Credentials, Link, LinkKey, NewAccount,
-    NewCalendar, NewRule, NewRun, PullBatch, PullSummary, RuleState, RunReport, Store, StoreError,
+    NewCalendar, NewRule, NewRun, PullBatch, PullSummary, RuleState, RunReport, SecretKey, Store,
+    StoreError,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -898,6 +901,29 @@ pub async fn check_runs(store: &dyn Store) {
     assert_eq!(runs[0].outcome.as_ref(), Some(&report));
 }
 
+/// `store` is open on a database whose account `account` was sealed under
+/// `sealed_with`, with the key `other`: the credentials do not open, and the
+/// error names the account and both key ids without showing any secret; the
+/// rest of the account is still readable.
+pub async fn check_credentials_need_their_key(
+    store: &dyn Store,
+    account: &AccountId,
+    sealed_with: &SecretKey,
+    other: &SecretKey,
+    token: &str,
+) {
+    let err = store.credentials(account).await.unwrap_err();
+    let StoreError::Secret(message) = &err else {
+        panic!("expected a Secret error, got {err:?}");
+    };
+    assert!(message.contains(&format!("account {account}")), "{message}");
+    assert!(message.contains(&sealed_with.id()), "{message}");
+    assert!(message.contains(&other.id()), "{message}");
+    assert!(!message.contains(token), "{message}");
+    assert!(!format!("{err:?}").contains(token));
+    assert_eq!(store.account(account).await.unwrap().id, *account);
+}
+
 /// Runs every check on one store.
 pub async fn check_all(store: &dyn Store) {
     check_users(store).await;
@@ -908,4 +934,57 @@ pub async fn check_all(store: &dyn Store) {
     check_put_remove_entry(store).await;
     check_rules_and_links(store).await;
     check_runs(store).await;
+}
+
+/// Not a benchmark: prints how long 10k-entry full pulls take into `store`
+/// (all new, all unchanged, all changed, all removed); checks only the
+/// counts, never the times.
+pub async fn time_pull_10k(store: &dyn Store, label: &str) {
+    let (_, _, calendar) = calendar_for(store, "time_pull_10k").await;
+    let big = |version: &str| -> Vec<CachedEntry> {
+        (0..10_000)
+            .map(|i| {
+                let mut e = entry(&format!("event{i:05}"), None, &format!("{version}-{i}"));
+                e.ics = format!(
+                    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:event{i:05}\r\n\
+                     DTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20250107T090000\r\n\
+                     DTEND;TZID=Europe/Berlin:20250107T100000\r\nSUMMARY:Meeting {i} {version}\r\n\
+                     LOCATION:Room {i}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+                );
+                e
+            })
+            .collect()
+    };
+    let batch = |upserts| PullBatch {
+        full: true,
+        upserts,
+        removals: vec![],
+        cursor: Some("cursor".to_owned()),
+        synced_at: at(0, 0),
+    };
+    let first = batch(big("v1"));
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &first).await.unwrap();
+    let added = t.elapsed();
+    assert_eq!(s.added, 10_000);
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &first).await.unwrap();
+    let unchanged = t.elapsed();
+    assert_eq!(s.unchanged, 10_000);
+    let second = batch(big("v2"));
+    let t = Instant::now();
+    let s = store.apply_pull(&calendar.id, &second).await.unwrap();
+    let changed = t.elapsed();
+    assert_eq!(s.changed, 10_000);
+    let t = Instant::now();
+    let s = store
+        .apply_pull(&calendar.id, &batch(vec![]))
+        .await
+        .unwrap();
+    let removed = t.elapsed();
+    assert_eq!(s.removed, 10_000);
+    eprintln!(
+        "10k-entry full pull into {label}: all new {added:?}, all unchanged {unchanged:?}, \
+         all changed {changed:?}, all removed {removed:?}"
+    );
 }
