@@ -10,7 +10,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "calmesh", version, about)]
 pub struct Cli {
-    /// The database: `sqlite://FILE` (created when missing).
+    /// The database: `sqlite://FILE` (created when missing) or
+    /// `postgres://USER@HOST/DB`.
     #[arg(
         long,
         global = true,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use calmesh_core::UserId;
 use calmesh_provider::RetryPolicy;
 use calmesh_store::{
-    Account, Calendar, Credentials, KeySource, NewAccount, NewRule, SecretKey, SqliteStore, Store,
+    Account, Calendar, Credentials, KeySource, NewAccount, NewRule, SecretKey, Store,
 };
 use calmesh_sync::{
     BusyConfig, Engine, Progress, ProviderSettings, RuleReport, SyncReport, SyncRequest,
@@ -35,10 +35,9 @@ pub async fn open_store(
     if let Some(message) = message {
         eprintln!("calmesh: {message}");
     }
-    let store = SqliteStore::open(database, key)
+    calmesh_store::open_store(database, key)
         .await
-        .with_context(|| format!("opening the database {database}"))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("opening the database {database}"))
 }
 
 /// Provider settings, with two knobs from the environment for tests and

@@ -597,3 +597,28 @@ async fn a_lost_database_adopts_the_blocks_or_steps_over_deleted_ids() {
     assert_converged(&emu, &ALL).await;
     assert_eq!(writes(&third.sync()), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_group_syncs_on_postgresql() {
+    let Some((cm, _schema)) = Calmesh::postgres().await else {
+        return;
+    };
+    let mut emu = Emu::start().await;
+    for e in ALL {
+        emu.add_account(e).await;
+    }
+    cm.add_accounts(&emu, &ALL);
+    cm.add_busy_rule("work", &ALL);
+    emu.insert(ANN, timed("a", at(2, 9), at(2, 10))).await;
+    emu.insert(CAT, json!({"summary": "weekly", "start": {"dateTime": at(3, 12), "timeZone": "UTC"},
+        "end": {"dateTime": at(3, 13), "timeZone": "UTC"}, "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"]})).await;
+    let report = cm.sync();
+    assert_eq!(report["rules"][0]["status"], "ok", "{report:#}");
+    assert_converged(&emu, &ALL).await;
+    emu.faults(json!({"expire_sync_tokens_now": true})).await;
+    assert_eq!(writes(&cm.sync()), 0);
+    cm.ok(&["reset", "--calendar", &format!("{BOB}:primary")]);
+    assert!(block_ids(&emu.raw(BOB).await).is_empty());
+    assert_eq!(cm.sync()["rules"][0]["created"], 2);
+    assert_converged(&emu, &ALL).await;
+}

@@ -323,6 +323,18 @@ impl Calmesh {
         }
     }
 
+    /// The same, on a PostgreSQL schema of its own (None when
+    /// `CALMESH_TEST_POSTGRES_URL` is not set). Keep the schema alive for
+    /// the test's length.
+    pub async fn postgres() -> Option<(Self, calmesh_store::testing::PgTestSchema)> {
+        let schema = calmesh_store::testing::PgTestSchema::from_env()
+            .await
+            .unwrap()?;
+        let mut cm = Self::new();
+        cm.envs[0].1 = schema.url().to_owned();
+        Some((cm, schema))
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_calmesh"));
         command.args(args);
