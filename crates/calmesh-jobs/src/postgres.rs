@@ -53,7 +53,17 @@ impl sealed::Sealed for Postgres {}
 impl Backend for Postgres {
     const QUEUE_NAME: &'static str = "PgQueue";
     const BEGIN_WRITE: &'static str = "BEGIN";
-    const CLAIM: &'static str = claim_sql!("j.kind = ANY($4)", " FOR UPDATE SKIP LOCKED");
+    /// The kind filter is `array_position`, not `= ANY`: a condition on
+    /// `kind` alone would match the `(key, kind)` indexes, and on a table
+    /// not yet analyzed the planner then reads every pending job and sorts
+    /// them (15 ms a claim at 10k pending jobs, instead of 0.3 ms).
+    const CLAIM: &'static str = claim_sql!(
+        kinds: "array_position($4, j.kind) IS NOT NULL",
+        lock: " FOR UPDATE SKIP LOCKED",
+        leases: "",
+        due: "",
+        running_key: "",
+    );
     const LOCK_JOB: &'static str = concat!(
         "SELECT ",
         job_columns!(),

@@ -37,30 +37,44 @@ macro_rules! job_columns {
 pub(crate) use job_columns;
 
 /// The claim statement around a backend's kind filter (on `j.kind`, the
-/// kinds bound as `$4`) and row lock. `$1` worker, `$2` lease end, `$3` now.
+/// kinds bound as `$4`), row lock, and index hints for the expired leases,
+/// the due jobs and the running job of a key. `$1` worker, `$2` lease end,
+/// `$3` now.
 ///
-/// Candidates are the unfinished jobs whose `run_at` has come (a running
-/// job's `run_at` is never after its claim, so this bound also covers
-/// expired leases and keeps the walk on the `jobs_active` index): pending
-/// ones whose key has no running job, and running ones whose lease expired.
-/// In `SET`, column names read the row as it was, so a takeover notes the
-/// worker it replaced.
+/// The job is the running job whose lease expired first, else the oldest due
+/// pending job whose key has no running job (`COALESCE` evaluates the second
+/// only when the first finds nothing). Each walks an index in the order it
+/// wants and stops at the first match. In `SET`, column names read the row
+/// as it was, so a takeover notes the worker it replaced.
 macro_rules! claim_sql {
-    ($kinds:literal, $lock:literal) => {
+    (
+        kinds: $kinds:literal,
+        lock: $lock:literal,
+        leases: $leases:literal,
+        due: $due:literal,
+        running_key: $running_key:literal $(,)?
+    ) => {
         concat!(
             "UPDATE jobs SET state = 'running', worker = $1, leased_until = $2, \
              started_at = $3, attempts = attempts + 1, \
              last_error = CASE WHEN state = 'running' \
              THEN 'lease of worker ' || worker || ' expired' ELSE last_error END \
-             WHERE id = (SELECT j.id FROM jobs j \
-             WHERE j.state IN ('pending', 'running') AND j.run_at <= $3 AND ",
+             WHERE id = COALESCE((SELECT j.id FROM jobs j",
+            $leases,
+            " WHERE j.state = 'running' AND j.leased_until <= $3 AND ",
             $kinds,
-            " AND ((j.state = 'pending' AND NOT EXISTS (SELECT 1 FROM jobs r \
-             WHERE r.state = 'running' AND r.kind = j.kind AND r.key = j.key)) \
-             OR (j.state = 'running' AND j.leased_until <= $3)) \
+            " ORDER BY j.leased_until, j.id LIMIT 1",
+            $lock,
+            "), (SELECT j.id FROM jobs j",
+            $due,
+            " WHERE j.state = 'pending' AND j.run_at <= $3 AND ",
+            $kinds,
+            " AND NOT EXISTS (SELECT 1 FROM jobs r",
+            $running_key,
+            " WHERE r.state = 'running' AND r.key = j.key AND r.kind = j.kind) \
              ORDER BY j.run_at, j.id LIMIT 1",
             $lock,
-            ") RETURNING ",
+            ")) RETURNING ",
             $crate::sql::job_columns!()
         )
     };

@@ -69,7 +69,16 @@ impl Backend for Sqlite {
     /// Takes the write lock at once, so a read-then-write transaction never
     /// fails on a snapshot another writer made stale.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-    const CLAIM: &'static str = claim_sql!("j.kind IN (SELECT value FROM json_each($4))", "");
+    /// SQLite plans without statistics unless someone runs `ANALYZE`, and
+    /// may then walk every pending job and sort them: the hints keep each
+    /// claim on the indexes made for it.
+    const CLAIM: &'static str = claim_sql!(
+        kinds: "j.kind IN (SELECT value FROM json_each($4))",
+        lock: "",
+        leases: " INDEXED BY jobs_leases",
+        due: " INDEXED BY jobs_due",
+        running_key: " INDEXED BY jobs_running_key",
+    );
     /// `BEGIN IMMEDIATE` already holds every other writer off.
     const LOCK_JOB: &'static str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
     const LOCK_PENDING: &'static str = "SELECT id, run_at, triggers FROM jobs \

@@ -34,14 +34,12 @@ CREATE TABLE jobs (
 );
 
 -- Coalescing: at most one pending job per (kind, key).
-CREATE UNIQUE INDEX jobs_pending_key ON jobs (kind, key) WHERE state = 'pending';
+CREATE UNIQUE INDEX jobs_pending_key ON jobs (key, kind) WHERE state = 'pending';
 -- A pending job waits while a job with its key runs.
-CREATE INDEX jobs_running_key ON jobs (kind, key) WHERE state = 'running';
--- Claims walk the jobs that are not finished, oldest run_at first: due
--- pending jobs, and running jobs whose lease expired (a running job's run_at
--- is never later than its claim).
-CREATE INDEX jobs_active ON jobs (run_at, id) WHERE state IN ('pending', 'running');
--- Counts by state and kind; lists by state.
-CREATE INDEX jobs_by_state ON jobs (state, kind);
+CREATE INDEX jobs_running_key ON jobs (key, kind) WHERE state = 'running';
+-- Claims: running jobs whose lease expired, then due pending jobs, oldest
+-- first.
+CREATE INDEX jobs_leases ON jobs (leased_until, id) WHERE state = 'running';
+CREATE INDEX jobs_due ON jobs (run_at, id) WHERE state = 'pending';
 -- Cleanup of history.
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('done', 'dead');
