@@ -33,23 +33,30 @@ use async_trait::async_trait;
 use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
 use chrono::{DateTime, Utc};
 
-/// Opens the store a database URL names, by its scheme: `sqlite:` opens a
-/// [`SqliteStore`], `postgres:` or `postgresql:` a [`PgStore`]. Either brings
-/// its schema up to date. Any other scheme is an error that names the scheme
-/// (never the rest of the URL, which may hold a password).
+/// Opens the store a database URL names, by its scheme (in any case):
+/// `sqlite:` opens a [`SqliteStore`], `postgres:` or `postgresql:` a
+/// [`PgStore`]. Either brings its schema up to date. Any other scheme is an
+/// error that names the scheme (never the rest of the URL, which may hold a
+/// password).
 pub async fn open_store(url: &str, key: SecretKey) -> Result<Arc<dyn Store>, StoreError> {
-    let scheme = url
-        .split_once(':')
-        .map(|(scheme, _)| scheme.to_ascii_lowercase())
-        .filter(|scheme| {
-            !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        });
+    let parts = url.split_once(':').filter(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    // sqlx reads only lowercase schemes.
+    let (scheme, url) = match parts {
+        Some((scheme, rest)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            let url = format!("{scheme}:{rest}");
+            (Some(scheme), url)
+        }
+        None => (None, url.to_owned()),
+    };
     match scheme.as_deref() {
-        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url, key).await?)),
-        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::open(url, key).await?)),
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(&url, key).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::open(&url, key).await?)),
         other => Err(StoreError::Database(sqlx::Error::Configuration(
             format!(
                 "unsupported database URL{}: expected sqlite://..., postgres://... or \

@@ -316,6 +316,7 @@ async fn open_store_opens_postgres_by_scheme() {
     for url in [
         schema.url().to_owned(),
         schema.url().replacen("postgres://", "postgresql://", 1),
+        schema.url().replacen("postgres://", "PostgreSQL://", 1),
     ] {
         let store = open_store(&url, key()).await.unwrap();
         check_users(store.as_ref()).await;

@@ -7,6 +7,7 @@ mod suite;
 
 use calmesh_store::{
     KeySource, MIGRATIONS_TABLE, SecretKey, SqliteStore, Store, StoreError, default_key_file,
+    open_store,
 };
 use tempfile::TempDir;
 
@@ -117,6 +118,36 @@ async fn opening_creates_directories_and_reopening_keeps_data() {
         .await
         .unwrap();
     assert_eq!(foreign_keys, 1);
+}
+
+#[tokio::test]
+async fn open_store_picks_the_store_by_scheme() {
+    let store = open_store("sqlite::memory:", key()).await.unwrap();
+    check_users(store.as_ref()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("SQLite://{}", dir.path().join("calmesh.db").display());
+    let store = open_store(&url, key()).await.unwrap();
+    check_users(store.as_ref()).await;
+    assert!(dir.path().join("calmesh.db").exists());
+
+    for (url, says) in [
+        (
+            "mysql://calmesh:hunter2@db.example/calmesh",
+            "scheme \"mysql\"",
+        ),
+        ("calmesh.db", "(no scheme)"),
+        ("admin:hunter2@db.example/calmesh", "scheme \"admin\""),
+        ("", "(no scheme)"),
+    ] {
+        let Err(err) = open_store(url, key()).await else {
+            panic!("{url} opened");
+        };
+        let message = err.to_string();
+        assert!(message.contains("unsupported database URL"), "{message}");
+        assert!(message.contains(says), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
 }
 
 #[tokio::test]
