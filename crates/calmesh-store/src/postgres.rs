@@ -18,7 +18,7 @@ use sqlx::{PgConnection, Postgres};
 use crate::secrets::SecretKey;
 use crate::sql::{
     Arg, Backend, Columns, MIGRATIONS_TABLE, SqlStore, backend_queries, entry_columns,
-    plain_columns, sealed,
+    plain_columns, sealed, upsert_entries,
 };
 use crate::{CachedEntry, StoreError};
 
@@ -58,7 +58,7 @@ impl SqlStore<Postgres> {
 type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
 
 /// Binds arguments as PostgreSQL holds them: timestamps as `TIMESTAMPTZ`,
-/// JSON as `JSONB`.
+/// JSON as `JSONB`, lists as `TEXT[]`.
 fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
     for arg in args {
         query = match *arg {
@@ -66,6 +66,7 @@ fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
             Arg::Text(value) => query.bind(value),
             Arg::Time(value) => query.bind(value),
             Arg::Json(value) => query.bind(Json(value)),
+            Arg::Texts(values) => query.bind(values),
         };
     }
     query
@@ -107,6 +108,13 @@ impl Backend for Postgres {
     /// the pull's `UPDATE calendars` takes anyway) without blocking writers of
     /// single entries, whose foreign key checks take `KEY SHARE`.
     const LOCK_CALENDAR: &'static str = "SELECT 1 FROM calendars WHERE id = $1 FOR NO KEY UPDATE";
+    const ENTRIES_BY_ID: &'static str = concat!(
+        "SELECT ",
+        entry_columns!(),
+        " FROM entries WHERE calendar_id = $1 AND remote_id = ANY($2)"
+    );
+    const REMOVE_ENTRIES: &'static str = "DELETE FROM entries WHERE calendar_id = $1 \
+         AND (remote_id = ANY($2) OR parent_id = ANY($2))";
 
     /// What a `TIMESTAMPTZ` keeps: whole microseconds since 2000-01-01,
     /// truncated toward that epoch as sqlx encodes them.
@@ -124,36 +132,6 @@ impl Backend for Postgres {
     }
 
     backend_queries!();
-
-    async fn cached_entries(
-        conn: &mut PgConnection,
-        calendar: i64,
-        remote_ids: Option<&[&str]>,
-    ) -> Result<Vec<PgRow>, StoreError> {
-        let rows = match remote_ids {
-            None => {
-                let sql = concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM entries WHERE calendar_id = $1"
-                );
-                sqlx::query(sql).bind(calendar).fetch_all(conn).await?
-            }
-            Some(ids) => {
-                let sql = concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM entries WHERE calendar_id = $1 AND remote_id = ANY($2)"
-                );
-                sqlx::query(sql)
-                    .bind(calendar)
-                    .bind(ids)
-                    .fetch_all(conn)
-                    .await?
-            }
-        };
-        Ok(rows)
-    }
 
     async fn write_entries(
         conn: &mut PgConnection,
@@ -178,16 +156,12 @@ impl Backend for Postgres {
                         .map_err(|e| StoreError::corrupt("entry tags", e))?,
                 );
             }
-            sqlx::query(
-                "INSERT INTO entries (calendar_id, remote_id, parent_id, etag, updated, ics, tags) \
-                 SELECT $1, remote_id, parent_id, etag, updated, ics, tags::jsonb \
+            sqlx::query(upsert_entries!(
+                "SELECT $1, remote_id, parent_id, etag, updated, ics, tags::jsonb \
                  FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], \
                              $6::text[], $7::text[]) \
-                      AS e (remote_id, parent_id, etag, updated, ics, tags) \
-                 ON CONFLICT (calendar_id, remote_id) DO UPDATE SET \
-                 parent_id = excluded.parent_id, etag = excluded.etag, \
-                 updated = excluded.updated, ics = excluded.ics, tags = excluded.tags",
-            )
+                      AS e (remote_id, parent_id, etag, updated, ics, tags)"
+            ))
             .bind(calendar)
             .bind(remote_ids)
             .bind(parent_ids)
@@ -199,24 +173,5 @@ impl Backend for Postgres {
             .await?;
         }
         Ok(())
-    }
-
-    async fn remove_entries(
-        conn: &mut PgConnection,
-        calendar: i64,
-        remote_ids: &[&str],
-    ) -> Result<u64, StoreError> {
-        if remote_ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(
-            "DELETE FROM entries WHERE calendar_id = $1 \
-             AND (remote_id = ANY($2) OR parent_id = ANY($2))",
-        )
-        .bind(calendar)
-        .bind(remote_ids)
-        .execute(conn)
-        .await?;
-        Ok(done.rows_affected())
     }
 }

@@ -6,7 +6,8 @@
 //! are bound (timestamps are RFC 3339 text in SQLite and `TIMESTAMPTZ` in
 //! PostgreSQL; JSON is text or `JSONB`), how such columns are read back, how
 //! the cached entries of a pull are read, written and removed in bulk, and the
-//! statements that start a write transaction and lock a calendar for a pull.
+//! statements that start a write transaction, lock a calendar for a pull and
+//! match a list of ids.
 //! Statements use `$1`, `$2`, ... placeholders, which both databases accept,
 //! so the rest is one text.
 
@@ -146,6 +147,12 @@ pub trait Backend: Database<Row: Columns> + sealed::Sealed + Sync {
     /// Selects the calendar `$1` and keeps other pulls of it waiting until the
     /// transaction ends; no row when the calendar does not exist.
     const LOCK_CALENDAR: &'static str;
+    /// Selects the [`entry_columns!`] of the entries of calendar `$1` whose
+    /// remote id is one of `$2` (an [`Arg::Texts`]).
+    const ENTRIES_BY_ID: &'static str;
+    /// Deletes the entries of calendar `$1` whose remote id or parent id is
+    /// one of `$2` (an [`Arg::Texts`]).
+    const REMOVE_ENTRIES: &'static str;
 
     /// The instant the database keeps for `t` (PostgreSQL keeps
     /// microseconds), so a pull compares what it brings with what was kept.
@@ -172,28 +179,12 @@ pub trait Backend: Database<Row: Columns> + sealed::Sealed + Sync {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
 
-    /// The cached entries of a calendar (columns [`entry_columns!`]): all of
-    /// them, or those with these remote ids.
-    fn cached_entries(
-        conn: &mut Self::Connection,
-        calendar: i64,
-        remote_ids: Option<&[&str]>,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send;
-
-    /// Inserts or replaces entries. The remote ids are distinct.
+    /// Inserts or replaces entries in bulk. The remote ids are distinct.
     fn write_entries(
         conn: &mut Self::Connection,
         calendar: i64,
         entries: &[&CachedEntry],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Removes entries by remote id, with the entries whose parent is one of
-    /// them; returns how many rows went.
-    fn remove_entries(
-        conn: &mut Self::Connection,
-        calendar: i64,
-        remote_ids: &[&str],
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// `execute`, `fetch_optional` and `fetch_all` of a [`Backend`] impl, over the
@@ -241,6 +232,8 @@ pub enum Arg<'a> {
     Time(DateTime<Utc>),
     /// A JSON document.
     Json(&'a serde_json::Value),
+    /// A list of strings, for `ENTRIES_BY_ID` and `REMOVE_ENTRIES`.
+    Texts(&'a [&'a str]),
 }
 
 impl From<i64> for Arg<'_> {
@@ -475,6 +468,21 @@ macro_rules! entry_columns {
 }
 pub(crate) use entry_columns;
 
+/// The statement that inserts or replaces the entries a `SELECT` yields as
+/// (calendar id, then [`entry_columns!`]).
+macro_rules! upsert_entries {
+    ($select:expr) => {
+        concat!(
+            "INSERT INTO entries (calendar_id, remote_id, parent_id, etag, updated, ics, tags) ",
+            $select,
+            " ON CONFLICT (calendar_id, remote_id) DO UPDATE SET \
+             parent_id = excluded.parent_id, etag = excluded.etag, \
+             updated = excluded.updated, ics = excluded.ics, tags = excluded.tags"
+        )
+    };
+}
+pub(crate) use upsert_entries;
+
 fn entry_row(row: &impl Columns) -> Result<CachedEntry, StoreError> {
     const W: &str = "entry";
     Ok(CachedEntry {
@@ -566,6 +574,46 @@ fn run_row(row: &impl Columns) -> Result<Run, StoreError> {
 
 // ---------------------------------------------------------------------------
 // Pulls
+
+/// The cached entries of a calendar: all of them, or those with these remote
+/// ids.
+async fn cached_entries<DB: Backend>(
+    conn: &mut DB::Connection,
+    calendar: i64,
+    remote_ids: Option<&[&str]>,
+) -> Result<HashMap<String, CachedEntry>, StoreError> {
+    let rows = match remote_ids {
+        None => {
+            let sql = concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM entries WHERE calendar_id = $1"
+            );
+            DB::fetch_all(conn, sql, &[calendar.into()]).await?
+        }
+        Some(ids) => {
+            let args = [calendar.into(), Arg::Texts(ids)];
+            DB::fetch_all(conn, DB::ENTRIES_BY_ID, &args).await?
+        }
+    };
+    rows.iter()
+        .map(|row| entry_row(row).map(|entry| (entry.remote_id.clone(), entry)))
+        .collect()
+}
+
+/// Removes entries by remote id, with the entries whose parent is one of
+/// them; returns how many rows went.
+async fn remove_entries<DB: Backend>(
+    conn: &mut DB::Connection,
+    calendar: i64,
+    remote_ids: &[&str],
+) -> Result<u64, StoreError> {
+    if remote_ids.is_empty() {
+        return Ok(0);
+    }
+    let args = [calendar.into(), Arg::Texts(remote_ids)];
+    Ok(DB::execute(conn, DB::REMOVE_ENTRIES, &args).await?)
+}
 
 /// What a pull writes and removes, decided against the cached entries.
 struct PullPlan<'b> {
@@ -901,23 +949,19 @@ impl<DB: Backend> Store for SqlStore<DB> {
         // What the cache holds now: all of it for a full listing (to find
         // what is gone), else just the entries the batch touches.
         let last = last_occurrences(batch);
-        let rows = if batch.full {
-            DB::cached_entries(&mut tx, cal, None).await?
+        let existing = if batch.full {
+            cached_entries::<DB>(&mut tx, cal, None).await?
         } else if batch.upserts.is_empty() {
-            Vec::new()
+            HashMap::new()
         } else {
             let ids: Vec<&str> = last.keys().copied().collect();
-            DB::cached_entries(&mut tx, cal, Some(&ids)).await?
+            cached_entries::<DB>(&mut tx, cal, Some(&ids)).await?
         };
-        let existing = rows
-            .iter()
-            .map(|row| entry_row(row).map(|entry| (entry.remote_id.clone(), entry)))
-            .collect::<Result<HashMap<_, _>, _>>()?;
 
         let plan = plan_pull(batch, &last, &existing, DB::stored_time);
         DB::write_entries(&mut tx, cal, &plan.writes).await?;
         let mut summary = plan.summary;
-        summary.removed = DB::remove_entries(&mut tx, cal, &plan.gone).await?;
+        summary.removed = remove_entries::<DB>(&mut tx, cal, &plan.gone).await?;
         DB::execute(
             &mut tx,
             "UPDATE calendars SET cursor = $1, last_sync_at = $2, last_error = NULL WHERE id = $3",
@@ -965,7 +1009,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             return Ok(());
         };
         let mut conn = self.pool.acquire().await?;
-        DB::remove_entries(&mut conn, n, &[remote_id]).await?;
+        remove_entries::<DB>(&mut conn, n, &[remote_id]).await?;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use sqlx::{Sqlite, SqliteConnection};
 use crate::secrets::{SecretKey, is_memory_url};
 use crate::sql::{
     Arg, Backend, Columns, MIGRATIONS_TABLE, SqlStore, backend_queries, entry_columns,
-    plain_columns, sealed,
+    plain_columns, sealed, upsert_entries,
 };
 use crate::{CachedEntry, StoreError};
 
@@ -103,7 +103,7 @@ fn json_text(what: &'static str, value: &impl serde::Serialize) -> Result<String
 type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
 
 /// Binds arguments as SQLite holds them: timestamps as [`ts`] text, JSON as
-/// text.
+/// text, lists as JSON arrays (which `json_each` reads).
 fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
     for arg in args {
         query = match *arg {
@@ -111,6 +111,7 @@ fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
             Arg::Text(value) => query.bind(value),
             Arg::Time(value) => query.bind(ts(value)),
             Arg::Json(value) => query.bind(Json(value)),
+            Arg::Texts(values) => query.bind(Json(values)),
         };
     }
     query
@@ -182,43 +183,21 @@ impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     /// `BEGIN IMMEDIATE` already holds every other writer off.
     const LOCK_CALENDAR: &'static str = "SELECT 1 FROM calendars WHERE id = $1";
+    const ENTRIES_BY_ID: &'static str = concat!(
+        "SELECT ",
+        entry_columns!(),
+        " FROM entries WHERE calendar_id = $1 \
+         AND remote_id IN (SELECT value FROM json_each($2))"
+    );
+    const REMOVE_ENTRIES: &'static str = "DELETE FROM entries WHERE calendar_id = $1 \
+         AND (remote_id IN (SELECT value FROM json_each($2)) \
+              OR parent_id IN (SELECT value FROM json_each($2)))";
 
     fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     }
 
     backend_queries!();
-
-    async fn cached_entries(
-        conn: &mut SqliteConnection,
-        calendar: i64,
-        remote_ids: Option<&[&str]>,
-    ) -> Result<Vec<SqliteRow>, StoreError> {
-        let rows = match remote_ids {
-            None => {
-                let sql = concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM entries WHERE calendar_id = $1"
-                );
-                sqlx::query(sql).bind(calendar).fetch_all(conn).await?
-            }
-            Some(ids) => {
-                let sql = concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM entries WHERE calendar_id = $1 \
-                     AND remote_id IN (SELECT value FROM json_each($2))"
-                );
-                sqlx::query(sql)
-                    .bind(calendar)
-                    .bind(json_text("entry ids", &ids)?)
-                    .fetch_all(conn)
-                    .await?
-            }
-        };
-        Ok(rows)
-    }
 
     async fn write_entries(
         conn: &mut SqliteConnection,
@@ -230,41 +209,17 @@ impl Backend for Sqlite {
                 .iter()
                 .map(|entry| EntryColumns::of(entry))
                 .collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(
-                "INSERT INTO entries (calendar_id, remote_id, parent_id, etag, updated, ics, tags) \
-                 SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+            sqlx::query(upsert_entries!(
+                "SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
                  json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
                  json_extract(value, '$[4]'), json_extract(value, '$[5]') \
-                 FROM json_each($2) WHERE true \
-                 ON CONFLICT (calendar_id, remote_id) DO UPDATE SET \
-                 parent_id = excluded.parent_id, etag = excluded.etag, \
-                 updated = excluded.updated, ics = excluded.ics, tags = excluded.tags",
-            )
+                 FROM json_each($2) WHERE true"
+            ))
             .bind(calendar)
             .bind(json_text("entries", &rows)?)
             .execute(&mut *conn)
             .await?;
         }
         Ok(())
-    }
-
-    async fn remove_entries(
-        conn: &mut SqliteConnection,
-        calendar: i64,
-        remote_ids: &[&str],
-    ) -> Result<u64, StoreError> {
-        if remote_ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(
-            "DELETE FROM entries WHERE calendar_id = $1 \
-             AND (remote_id IN (SELECT value FROM json_each($2)) \
-                  OR parent_id IN (SELECT value FROM json_each($2)))",
-        )
-        .bind(calendar)
-        .bind(json_text("entry ids", &remote_ids)?)
-        .execute(conn)
-        .await?;
-        Ok(done.rows_affected())
     }
 }

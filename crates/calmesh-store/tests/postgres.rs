@@ -262,12 +262,7 @@ async fn credentials_are_encrypted_in_the_rows() {
     let Some((schema, store)) = pg_store().await else {
         return;
     };
-    let user = store.ensure_user("alice").await.unwrap();
-    let token = "1//refresh-token-that-must-not-leak";
-    let account = store
-        .upsert_account(&new_account(&user, "alice@example.com", token))
-        .await
-        .unwrap();
+    let (_, account) = account_with_token(&store).await;
     let id: i64 = account.id.as_str().parse().unwrap();
     let (secret, key_id): (String, String) =
         sqlx::query_as("SELECT secret, key_id FROM accounts WHERE id = $1")
@@ -275,14 +270,12 @@ async fn credentials_are_encrypted_in_the_rows() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    assert!(secret.starts_with("v1:"), "{secret}");
-    assert!(!secret.contains(token) && !secret.contains("client-secret-xyz"));
-    assert_eq!(key_id, key().id());
+    check_sealed(&secret, &key_id, &key());
     // Nowhere in the table, in any column.
     let leaks: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM accounts a WHERE strpos(row_to_json(a)::text, $1) > 0",
     )
-    .bind(token)
+    .bind(TOKEN)
     .fetch_one(store.pool())
     .await
     .unwrap();
@@ -291,7 +284,7 @@ async fn credentials_are_encrypted_in_the_rows() {
 
     let other = SecretKey::from_bytes([7; 32]);
     let store = PgStore::open(schema.url(), other.clone()).await.unwrap();
-    check_credentials_need_their_key(&store, &account.id, &key(), &other, token).await;
+    check_credentials_need_their_key(&store, &account.id, &key(), &other, TOKEN).await;
 
     // A damaged ciphertext is a Secret error too.
     let tampered = secret.replacen("v1:", "v1:AAAA", 1);

@@ -175,12 +175,8 @@ async fn credentials_are_encrypted_at_rest() {
     let path = dir.path().join("calmesh.db");
     let url = format!("sqlite://{}", path.display());
     let store = SqliteStore::open(&url, key()).await.unwrap();
-    let user = store.ensure_user("alice").await.unwrap();
-    let token = "1//refresh-token-that-must-not-leak";
-    let account = store
-        .upsert_account(&new_account(&user, "alice@example.com", token))
-        .await
-        .unwrap();
+    let (user, account) = account_with_token(&store).await;
+    let token = TOKEN;
 
     let (secret, key_id): (String, String) =
         sqlx::query_as("SELECT secret, key_id FROM accounts WHERE id = $1")
@@ -188,11 +184,7 @@ async fn credentials_are_encrypted_at_rest() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    assert!(secret.starts_with("v1:"), "{secret}");
-    assert!(!secret.contains(token));
-    assert!(!secret.contains("client-secret-xyz"));
-    assert_eq!(key_id, key().id());
-    assert_eq!(key_id.len(), 16);
+    check_sealed(&secret, &key_id, &key());
 
     // Upserting again seals under a fresh nonce.
     store

@@ -901,6 +901,30 @@ pub async fn check_runs(store: &dyn Store) {
     assert_eq!(runs[0].outcome.as_ref(), Some(&report));
 }
 
+/// The refresh token of [`account_with_token`]: no byte the database keeps
+/// may show it.
+pub const TOKEN: &str = "1//refresh-token-that-must-not-leak";
+
+/// Adds user `alice` with an account whose refresh token is [`TOKEN`].
+pub async fn account_with_token(store: &dyn Store) -> (UserId, Account) {
+    let user = store.ensure_user("alice").await.unwrap();
+    let account = store
+        .upsert_account(&new_account(&user, "alice@example.com", TOKEN))
+        .await
+        .unwrap();
+    (user, account)
+}
+
+/// A stored ciphertext and key id as [`account_with_token`] left them:
+/// sealed in the current format by `key`, with no secret in sight.
+pub fn check_sealed(secret: &str, key_id: &str, key: &SecretKey) {
+    assert!(secret.starts_with("v1:"), "{secret}");
+    assert!(!secret.contains(TOKEN), "{secret}");
+    assert!(!secret.contains("client-secret-xyz"), "{secret}");
+    assert_eq!(key_id, key.id());
+    assert_eq!(key_id.len(), 16);
+}
+
 /// `store` is open on a database whose account `account` was sealed under
 /// `sealed_with`, with the key `other`: the credentials do not open, and the
 /// error names the account and both key ids without showing any secret; the
