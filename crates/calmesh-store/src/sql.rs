@@ -4,12 +4,11 @@
 //!
 //! A backend supplies only what differs between the databases: how arguments
 //! are bound (timestamps are RFC 3339 text in SQLite and `TIMESTAMPTZ` in
-//! PostgreSQL; JSON is text or `JSONB`), how such columns are read back, how
-//! the cached entries of a pull are read, written and removed in bulk, and the
-//! statements that start a write transaction, lock a calendar for a pull and
-//! match a list of ids.
-//! Statements use `$1`, `$2`, ... placeholders, which both databases accept,
-//! so the rest is one text.
+//! PostgreSQL; JSON is text or `JSONB`; a list of ids is a JSON array or a
+//! `TEXT[]`), how such columns are read back, how a pull's entries are
+//! written in bulk, and the statements that start a write transaction, lock a
+//! calendar for a pull and match a list of ids. Statements use `$1`, `$2`,
+//! ... placeholders, which both databases accept, so the rest is one text.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
