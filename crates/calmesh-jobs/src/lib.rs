@@ -44,7 +44,8 @@
 //! use std::time::Duration;
 //! use calmesh_jobs::{JobKind, JobQueue, QueueConfig, SqliteQueue, SystemClock};
 //!
-//! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+//! // Usually the store's pool: `SqliteStore::pool()` or `PgStore::pool()`.
+//! let pool = sqlx::SqlitePool::connect("sqlite://calmesh.db?mode=rwc").await?;
 //! let queue = SqliteQueue::open(pool, Arc::new(SystemClock), QueueConfig::default()).await?;
 //! let payload = serde_json::json!({ "calendar": "12" });
 //! queue.enqueue(JobKind::PullCalendar, "calendar:12", &payload, None).await?;
@@ -82,7 +83,8 @@ use chrono::{DateTime, Utc};
 pub struct QueueConfig {
     /// The wait after a failure.
     pub backoff: Backoff,
-    /// Attempts before a job is dead (a claim whose worker died counts).
+    /// Attempts before a job is dead (a claim whose worker died counts); 0
+    /// counts as 1.
     pub max_attempts: u32,
 }
 

@@ -25,9 +25,9 @@ fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
     for arg in args {
         query = match *arg {
             Arg::Int(value) => query.bind(value),
-            Arg::Text(value) => query.bind(value.map(str::to_owned)),
+            Arg::Text(value) => query.bind(value),
             Arg::Time(value) => query.bind(value),
-            Arg::Json(value) => query.bind(Json(value.clone())),
+            Arg::Json(value) => query.bind(Json(value)),
             Arg::Kinds(kinds) => {
                 query.bind(kinds.iter().map(|kind| kind.name()).collect::<Vec<_>>())
             }

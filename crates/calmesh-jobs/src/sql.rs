@@ -202,6 +202,11 @@ impl<DB: Backend> SqlQueue<DB> {
         &self.config
     }
 
+    /// Attempts before a job is dead (at least one).
+    fn max_attempts(&self) -> u32 {
+        self.config.max_attempts.max(1)
+    }
+
     async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, JobError> {
         let mut conn = self.pool.acquire().await?;
         Ok(DB::execute(&mut conn, sql, args).await?)
@@ -284,7 +289,7 @@ impl<DB: Backend> SqlQueue<DB> {
     ) -> Result<Failed, JobError> {
         let (mut tx, job) = self.lock_held(id, worker).await?;
         let now = self.now();
-        if job.attempts >= self.config.max_attempts {
+        if job.attempts >= self.max_attempts() {
             let args = [id.0.into(), Some(error).into(), now.into(), 0.into()];
             DB::execute(&mut tx, BURY, &args).await?;
             tx.commit().await?;
@@ -399,7 +404,7 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
             let Some(job) = self.claim_once(worker, kinds, lease).await? else {
                 return Ok(None);
             };
-            if job.attempts <= self.config.max_attempts {
+            if job.attempts <= self.max_attempts() {
                 return Ok(Some(job));
             }
             // Taken over after its last attempt: its worker died every time.

@@ -30,7 +30,7 @@ fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
     for arg in args {
         query = match *arg {
             Arg::Int(value) => query.bind(value),
-            Arg::Text(value) => query.bind(value.map(str::to_owned)),
+            Arg::Text(value) => query.bind(value),
             Arg::Time(value) => query.bind(ts(value)),
             Arg::Json(value) => query.bind(value.to_string()),
             Arg::Kinds(kinds) => {

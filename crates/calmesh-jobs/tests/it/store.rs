@@ -72,7 +72,12 @@ async fn postgres_queue_shares_the_store_schema() {
         .unwrap();
     store.ensure_user("alice").await.unwrap();
     let id = queue
-        .enqueue(JobKind::ReconcileRule, "rule:1", &json!({ "rule": 1 }), None)
+        .enqueue(
+            JobKind::ReconcileRule,
+            "rule:1",
+            &json!({ "rule": 1 }),
+            None,
+        )
         .await
         .unwrap()
         .id;
