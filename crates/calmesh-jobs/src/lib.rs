@@ -98,8 +98,9 @@ impl Default for QueueConfig {
     }
 }
 
-/// The job queue. Every method is one transaction and takes the time from
-/// the queue's [`Clock`].
+/// The job queue. Every method is atomic (one statement or transaction;
+/// `claim` may bury dead jobs on its way) and reads the time from the
+/// queue's [`Clock`], except those that take a time as an argument.
 ///
 /// A worker id names one claiming task (for example `host:pid:task`): the
 /// lease is checked by id, so two tasks sharing an id could each believe
@@ -122,11 +123,12 @@ pub trait JobQueue: Send + Sync {
         run_at: Option<DateTime<Utc>>,
     ) -> Result<Enqueued, JobError>;
 
-    /// Takes the oldest due job of these kinds (None: every kind this build
-    /// knows), or None when there is none: a pending job whose `run_at` has
-    /// come and whose key has no running job, or a running job whose lease
-    /// expired (its worker is presumed dead). The job becomes `running`,
-    /// held by `worker` until now + `lease`, with one more attempt.
+    /// Takes a job of these kinds (None: every kind this build knows), or
+    /// returns None when none is due: first a running job whose lease
+    /// expired (its worker is presumed dead), oldest expiry first; otherwise
+    /// the pending job with the earliest `run_at` that has come, among
+    /// those whose key has no running job. The job becomes `running`, held
+    /// by `worker` until now + `lease`, with one more attempt.
     ///
     /// A job taken over after its last allowed attempt becomes dead instead
     /// (a job that kills its worker cannot take the fleet down forever), and

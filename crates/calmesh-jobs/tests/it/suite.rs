@@ -327,10 +327,14 @@ pub async fn lease_takeover(h: &Harness) {
     h.advance(Duration::from_secs(20));
     assert!(q.claim("b", None, lease).await.unwrap().is_none());
 
-    // Worker a dies: once its lease ends, b takes the job over.
+    // Worker a dies: once its lease ends, b takes the job over, before a
+    // pending job that is due.
+    let other = enqueue(q, PullCalendar, "calendar:9").await;
     h.advance(Duration::from_secs(10));
     let job = q.claim("b", None, lease).await.unwrap().unwrap();
     assert_eq!((job.id, job.attempts), (id, 2));
+    assert_eq!(claim(q, "c").await.id, other);
+    q.complete(other, "c").await.unwrap();
     assert_eq!(job.worker.as_deref(), Some("b"));
     assert_eq!(job.last_error.as_deref(), Some("lease of worker a expired"));
 
