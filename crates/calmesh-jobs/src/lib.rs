@@ -61,6 +61,7 @@ mod backoff;
 mod clock;
 mod error;
 mod postgres;
+pub mod schedule;
 mod sql;
 mod sqlite;
 mod types;
@@ -122,6 +123,20 @@ pub trait JobQueue: Send + Sync {
         payload: &serde_json::Value,
         run_at: Option<DateTime<Utc>>,
     ) -> Result<Enqueued, JobError>;
+
+    /// Enqueues the job for one fire time of a schedule (a rule's cron, the
+    /// hourly channel renewal, the daily cleanup), at most once per
+    /// (`schedule`, `fire_at`) however many schedulers ask: the first one
+    /// records the fire and enqueues (coalescing as [`JobQueue::enqueue`]
+    /// does), in one transaction; the others get None.
+    async fn enqueue_fire(
+        &self,
+        kind: JobKind,
+        key: &str,
+        payload: &serde_json::Value,
+        schedule: &str,
+        fire_at: DateTime<Utc>,
+    ) -> Result<Option<Enqueued>, JobError>;
 
     /// Takes a job of these kinds (None: every kind this build knows), or
     /// returns None when none is due: first a running job whose lease

@@ -90,6 +90,11 @@ const ENQUEUE: &str = "INSERT INTO jobs (kind, key, payload, run_at, created_at)
      triggers = jobs.triggers + 1 \
      RETURNING id, triggers";
 
+const RECORD_FIRE: &str = "INSERT INTO job_fires (schedule, fire_at, created_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (schedule, fire_at) DO NOTHING";
+
+const FORGET_FIRES: &str = "DELETE FROM job_fires WHERE created_at < $1";
+
 const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
 
 const EXISTS: &str = "SELECT 1 FROM jobs WHERE id = $1";
@@ -393,6 +398,44 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
         })
     }
 
+    async fn enqueue_fire(
+        &self,
+        kind: JobKind,
+        key: &str,
+        payload: &serde_json::Value,
+        schedule: &str,
+        fire_at: DateTime<Utc>,
+    ) -> Result<Option<Enqueued>, JobError> {
+        let now = self.now();
+        let fire = in_range(stored(fire_at))?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let recorded = DB::execute(
+            &mut tx,
+            RECORD_FIRE,
+            &[schedule.into(), fire.into(), now.into()],
+        )
+        .await?;
+        if recorded == 0 {
+            // Another process (or an earlier tick) enqueued this fire.
+            return Ok(None);
+        }
+        let args = [
+            kind.name().into(),
+            key.into(),
+            Arg::Json(payload),
+            in_range(now)?.into(),
+            now.into(),
+        ];
+        let row = DB::fetch_optional(&mut tx, ENQUEUE, &args)
+            .await?
+            .ok_or_else(|| JobError::Corrupt("enqueue returned no row".to_owned()))?;
+        tx.commit().await?;
+        Ok(Some(Enqueued {
+            id: JobId(row.int("id")?),
+            coalesced: row.int("triggers")? > 1,
+        }))
+    }
+
     async fn claim(
         &self,
         worker: &str,
@@ -510,8 +553,11 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
     }
 
     async fn cleanup(&self, finished_before: DateTime<Utc>) -> Result<u64, JobError> {
-        self.execute(CLEANUP, &[stored(finished_before).into()])
-            .await
+        let before = stored(finished_before);
+        // Fire records only need to outlive the window in which two
+        // schedulers could both see the same fire time.
+        self.execute(FORGET_FIRES, &[before.into()]).await?;
+        self.execute(CLEANUP, &[before.into()]).await
     }
 }
 

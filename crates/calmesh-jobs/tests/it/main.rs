@@ -53,4 +53,5 @@ on_every_backend!(
     list_and_kinds,
     cleanup_keeps_recent_history,
     throughput,
+    a_fire_time_is_enqueued_once,
 );

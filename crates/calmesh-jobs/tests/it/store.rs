@@ -41,7 +41,7 @@ async fn sqlite_queue_shares_the_store_file() {
         .await
         .unwrap()
         .id;
-    assert_eq!(applied!(store.pool(), calmesh_jobs::MIGRATIONS_TABLE), 1);
+    assert!(applied!(store.pool(), calmesh_jobs::MIGRATIONS_TABLE) >= 1);
     assert!(applied!(store.pool(), calmesh_store::MIGRATIONS_TABLE) >= 1);
     store.close().await;
 
@@ -81,7 +81,7 @@ async fn postgres_queue_shares_the_store_schema() {
         .await
         .unwrap()
         .id;
-    assert_eq!(applied!(store.pool(), calmesh_jobs::MIGRATIONS_TABLE), 1);
+    assert!(applied!(store.pool(), calmesh_jobs::MIGRATIONS_TABLE) >= 1);
     assert!(applied!(store.pool(), calmesh_store::MIGRATIONS_TABLE) >= 1);
     store.close().await;
 

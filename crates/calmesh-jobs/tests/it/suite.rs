@@ -817,3 +817,50 @@ pub async fn throughput(h: &Harness) {
         rate(enqueued + processed),
     );
 }
+
+/// Every process may run the scheduler: a (schedule, fire time) is enqueued
+/// by exactly one of them, even when they race, and after the job ran.
+pub async fn a_fire_time_is_enqueued_once(h: &Harness) {
+    let q = h.queue.clone();
+    let fire = h.clock.now() - chrono::Duration::minutes(1);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            q.enqueue_fire(
+                ReconcileRule,
+                "rule:7",
+                &json!({"rule": "7"}),
+                "rule:7:cron",
+                fire,
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    let job = claim(&*q, "w").await;
+    assert_eq!((job.kind, job.key.as_str()), (ReconcileRule, "rule:7"));
+    q.complete(job.id, "w").await.unwrap();
+    // The same fire again after the run: still nothing.
+    assert!(
+        q.enqueue_fire(ReconcileRule, "rule:7", &json!({}), "rule:7:cron", fire)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The next fire time is new.
+    let next = fire + chrono::Duration::days(1);
+    assert!(
+        q.enqueue_fire(ReconcileRule, "rule:7", &json!({}), "rule:7:cron", next)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
