@@ -5,6 +5,7 @@
 
 mod entry;
 mod report;
+pub mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -174,6 +175,11 @@ pub struct SyncRequest {
     pub confirm_deletes: bool,
     /// Put the plan in the report.
     pub verbose: bool,
+    /// Plan on the cached state without pulling first (the worker's rule
+    /// jobs: pull jobs keep the caches current).
+    pub skip_pull: bool,
+    /// Only rules that include this calendar.
+    pub calendar: Option<CalendarId>,
 }
 
 /// Progress of long work, for a terminal to show.
@@ -481,46 +487,77 @@ impl Engine {
         };
         let mut report = SyncReport::default();
         for rule in rules {
-            let started = Utc::now();
-            let run = if request.dry_run {
-                None
-            } else {
-                Some(
-                    self.store
-                        .start_run(&NewRun {
-                            user: user.clone(),
-                            rule: Some(rule.id.clone()),
-                            kind: "sync".to_owned(),
-                            started_at: started,
-                        })
-                        .await?,
-                )
-            };
-            let rule_report = match self.run_busy(&rule, request).await {
-                Ok(report) => report,
-                Err(error) => RuleReport {
-                    rule: rule.name.clone(),
-                    status: "failed".to_owned(),
-                    message: Some(error.to_string()),
-                    ..RuleReport::default()
-                },
-            };
-            if let Some(run) = run {
-                self.store
-                    .finish_run(
-                        run,
-                        &RunReport {
-                            status: rule_report.status.clone(),
-                            finished_at: Utc::now(),
-                            report: serde_json::to_value(&rule_report).unwrap_or_default(),
-                            api_calls: rule_report.api_calls,
-                        },
-                    )
-                    .await?;
+            if let Some(calendar) = &request.calendar
+                && !rule_calendars(&rule).iter().any(|c| c == calendar.as_str())
+            {
+                continue;
             }
-            report.rules.push(rule_report);
+            report
+                .rules
+                .push(self.run_rule(user, &rule, request).await?);
         }
         Ok(report)
+    }
+
+    /// Runs one rule and records the run (not for a dry run).
+    pub async fn run_rule(
+        &self,
+        user: &UserId,
+        rule: &Rule,
+        request: &SyncRequest,
+    ) -> Result<RuleReport, SyncError> {
+        let started = Utc::now();
+        let run = if request.dry_run {
+            None
+        } else {
+            Some(
+                self.store
+                    .start_run(&NewRun {
+                        user: user.clone(),
+                        rule: Some(rule.id.clone()),
+                        kind: "sync".to_owned(),
+                        started_at: started,
+                    })
+                    .await?,
+            )
+        };
+        let rule_report = match self.run_busy(rule, request).await {
+            Ok(report) => report,
+            Err(error) => RuleReport {
+                rule: rule.name.clone(),
+                status: "failed".to_owned(),
+                message: Some(error.to_string()),
+                ..RuleReport::default()
+            },
+        };
+        if let Some(run) = run {
+            self.store
+                .finish_run(
+                    run,
+                    &RunReport {
+                        status: rule_report.status.clone(),
+                        finished_at: Utc::now(),
+                        report: serde_json::to_value(&rule_report).unwrap_or_default(),
+                        api_calls: rule_report.api_calls,
+                    },
+                )
+                .await?;
+        }
+        Ok(rule_report)
+    }
+
+    /// Forgets what this engine learned in earlier runs (calendars pulled,
+    /// accounts read, accounts found unusable), keeping provider handles and
+    /// their access tokens: a long-lived worker calls it before each job.
+    pub fn new_run(&self) {
+        Self::lock(&self.pulled).clear();
+        Self::lock(&self.accounts).clear();
+        Self::lock(&self.unavailable).clear();
+    }
+
+    /// The store this engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     async fn calendars_of(
@@ -624,8 +661,10 @@ impl Engine {
                 message: e.to_string(),
             })?;
         let calendars = self.calendars_of(rule, &config).await?;
-        for calendar in &calendars {
-            report.pulls.push(self.pull(calendar).await);
+        if !request.skip_pull {
+            for calendar in &calendars {
+                report.pulls.push(self.pull(calendar).await);
+            }
         }
         // Reload: the pulls moved cursors.
         let calendars = self.calendars_of(rule, &config).await?;
@@ -1144,6 +1183,19 @@ fn owner_rule<'a>(op: &Op, target: &'a BusyCalendar) -> Option<&'a str> {
         .iter()
         .find(|e| e.remote_id == id)
         .and_then(|entry| entry.tags.get(busy::TAG_RULE).map(String::as_str))
+}
+
+/// The store ids of the calendars a rule reads and writes (from its config).
+pub fn rule_calendars(rule: &Rule) -> Vec<String> {
+    rule.config
+        .get("calendars")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn op_target(op: &Op) -> &str {

@@ -375,6 +375,7 @@ async fn run_async(
                 dry_run,
                 confirm_deletes,
                 verbose,
+                ..calmesh_sync::SyncRequest::default()
             };
             sync_cmd::sync(store, request, json).await.map(status)
         }

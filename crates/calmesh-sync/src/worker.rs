@@ -1,0 +1,273 @@
+//! The worker: claims jobs from the durable queue and runs them with an
+//! [`Engine`], renewing the lease while a job runs, and on shutdown stops
+//! claiming and finishes (or releases) the job in hand.
+//!
+//! - `pull_calendar {"calendar": ID}`: pull one calendar into the cache; when
+//!   the pull changed something (or was the first), enqueue a coalesced
+//!   `reconcile_rule` for every rule that includes the calendar.
+//! - `reconcile_rule {"rule": ID, "pull": bool}`: plan and apply one rule on
+//!   the cached state (pulling its calendars first only when `pull` is set:
+//!   cron-scheduled runs).
+//! - `cleanup`: delete finished jobs older than a week.
+//! - `renew_channels`: handled once push channels are stored (see the
+//!   server issue); until then it completes at once.
+//!
+//! A provider error that concerns one run (rate limits, 5xx after retries)
+//! fails the job, which the queue retries with backoff (honouring a
+//! `Retry-After`); a rule run that ends `partial` is complete: its item
+//! errors are in the run report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use calmesh_core::{CalendarId, RuleId};
+use calmesh_jobs::{Job, JobError, JobKind, JobQueue};
+use calmesh_store::StoreError;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::{Engine, ProviderSettings, SyncRequest, rule_calendars};
+
+/// How a worker claims and holds jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among all workers of all processes (`host:pid:n`).
+    pub id: String,
+    /// How long a claim holds a job before another worker may take it over.
+    pub lease: Duration,
+    /// How long to wait before claiming again when the queue is empty.
+    pub idle_wait: Duration,
+    /// How long a job in hand may run on after shutdown is asked before it
+    /// is released for another worker.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for worker `n` of this process.
+    pub fn numbered(n: usize) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        Self {
+            id: format!("{host}:{}:{n}", std::process::id()),
+            lease: Duration::from_secs(300),
+            idle_wait: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+enum JobFailure {
+    #[error("bad payload: {0}")]
+    Payload(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] JobError),
+    #[error("{message}")]
+    Provider {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error(transparent)]
+    Sync(#[from] crate::SyncError),
+}
+
+/// Runs one worker until `shutdown` turns true.
+pub async fn run_worker(
+    engine: Arc<Engine>,
+    queue: Arc<dyn JobQueue>,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let job = match queue.claim(&config.id, None, config.lease).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(worker = %config.id, "claim failed: {e}");
+                None
+            }
+        };
+        let Some(job) = job else {
+            tokio::select! {
+                _ = tokio::time::sleep(config.idle_wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        };
+        run_claimed(&engine, queue.as_ref(), &config, job, &mut shutdown).await;
+    }
+}
+
+/// Runs one claimed job to its end: complete, fail (retried later), or
+/// release on shutdown.
+async fn run_claimed(
+    engine: &Engine,
+    queue: &dyn JobQueue,
+    config: &WorkerConfig,
+    job: Job,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    let work = run_job(engine, queue, &job);
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval(config.lease / 3);
+    beat.tick().await;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let outcome = loop {
+        let grace = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = &mut work => break Some(result),
+            _ = beat.tick() => {
+                if let Err(e) = queue.heartbeat(job.id, &config.id, config.lease).await {
+                    // Another worker took the job over: stop, write nothing more.
+                    tracing::warn!(job = %job.id, "lost the lease: {e}");
+                    return;
+                }
+            }
+            _ = shutdown.changed(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + config.shutdown_grace);
+            }
+            _ = grace => break None,
+        }
+    };
+    let kind = job.kind.name();
+    match outcome {
+        None => {
+            tracing::info!(job = %job.id, kind, "shutting down: job released");
+            if let Err(e) = queue.release(job.id, &config.id).await {
+                tracing::warn!(job = %job.id, "release failed: {e}");
+            }
+        }
+        Some(Ok(())) => {
+            tracing::debug!(job = %job.id, kind, elapsed = ?started.elapsed(), "done");
+            if let Err(e) = queue.complete(job.id, &config.id).await {
+                tracing::warn!(job = %job.id, "complete failed: {e}");
+            }
+        }
+        Some(Err(failure)) => {
+            let retry_after = match &failure {
+                JobFailure::Provider { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            tracing::warn!(job = %job.id, kind, "failed: {failure}");
+            if let Err(e) = queue
+                .fail(job.id, &config.id, &failure.to_string(), retry_after)
+                .await
+            {
+                tracing::warn!(job = %job.id, "recording the failure failed: {e}");
+            }
+        }
+    }
+}
+
+fn payload_id(job: &Job, field: &str) -> Result<String, JobFailure> {
+    match job.payload.get(field) {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(JobFailure::Payload(format!(
+            "{} job {} has no {field:?}",
+            job.kind.name(),
+            job.id
+        ))),
+    }
+}
+
+async fn run_job(engine: &Engine, queue: &dyn JobQueue, job: &Job) -> Result<(), JobFailure> {
+    engine.new_run();
+    let store = engine.store().clone();
+    match job.kind {
+        JobKind::PullCalendar => {
+            let id = CalendarId::new(payload_id(job, "calendar")?);
+            let before = store.calendar(&id).await?;
+            let report = engine.pull(&before).await;
+            if let Some(error) = report.error {
+                let after = store.calendar(&id).await?;
+                if after.cursor.is_none() || before.cursor == after.cursor {
+                    return Err(JobFailure::Provider {
+                        message: format!("pull of {}: {error}", report.calendar),
+                        retry_after: None,
+                    });
+                }
+            }
+            let changed =
+                report.added + report.changed + report.removed > 0 || before.cursor.is_none();
+            if changed {
+                let account = store.account(&before.account).await?;
+                for rule in store.rules(&account.user).await? {
+                    if rule_calendars(&rule).iter().any(|c| c == id.as_str()) {
+                        queue
+                            .enqueue(
+                                JobKind::ReconcileRule,
+                                &format!("rule:{}", rule.id),
+                                &json!({"rule": rule.id.to_string()}),
+                                None,
+                            )
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        JobKind::ReconcileRule => {
+            let id = RuleId::new(payload_id(job, "rule")?);
+            let rule = store.rule(&id).await?;
+            let pull = job.payload.get("pull").and_then(serde_json::Value::as_bool) == Some(true);
+            let request = SyncRequest {
+                skip_pull: !pull,
+                ..SyncRequest::default()
+            };
+            let report = engine.run_rule(&rule.user, &rule, &request).await?;
+            if report.status == "failed" {
+                return Err(JobFailure::Provider {
+                    message: report
+                        .message
+                        .unwrap_or_else(|| format!("rule {} failed", rule.name)),
+                    retry_after: None,
+                });
+            }
+            Ok(())
+        }
+        JobKind::Cleanup => {
+            let week = chrono::Duration::days(7);
+            queue.cleanup(queue.now() - week).await?;
+            Ok(())
+        }
+        JobKind::RenewChannels => Ok(()),
+        other => Err(JobFailure::Payload(format!(
+            "this build cannot run {} jobs",
+            other.name()
+        ))),
+    }
+}
+
+/// Starts `n` workers sharing one engine (provider handles and access
+/// tokens are shared; each job starts a fresh run). Returns their handles.
+pub fn spawn_workers(
+    store: Arc<dyn calmesh_store::Store>,
+    queue: Arc<dyn JobQueue>,
+    settings: ProviderSettings,
+    n: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            // One engine per worker: an engine's run state is per job.
+            let engine = Arc::new(Engine::new(store.clone(), settings));
+            tokio::spawn(run_worker(
+                engine,
+                queue.clone(),
+                WorkerConfig::numbered(i),
+                shutdown.clone(),
+            ))
+        })
+        .collect()
+}
