@@ -17,6 +17,14 @@ pub enum StoreError {
     /// A uniqueness rule was broken, e.g. a second rule with the same name.
     #[error("{0}")]
     Conflict(String),
+    /// The input cannot be stored as given (an empty channel token, an
+    /// interval of zero minutes).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database answers but is not ready for this build: some of its
+    /// migrations are not applied.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// The database refused or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

@@ -1,5 +1,6 @@
-//! calmesh's store: users, accounts (credentials encrypted at rest), calendars
-//! with their change cursors and item cache, rules, links and runs.
+//! calmesh's store: users and their preferences, accounts (credentials
+//! encrypted at rest), calendars with their change cursors, item cache and
+//! push channels (tokens kept as SHA-256 hashes), rules, links and runs.
 //!
 //! [`Store`] is the one interface the rest of calmesh uses. [`SqliteStore`] is
 //! the embedded default (one file); [`PgStore`] runs on PostgreSQL, for
@@ -168,6 +169,62 @@ pub trait Store: Send + Sync {
     async fn finish_run(&self, id: RunId, report: &RunReport) -> Result<(), StoreError>;
     /// The most recent runs, newest first.
     async fn runs(&self, user: &UserId, limit: u32) -> Result<Vec<Run>, StoreError>;
+
+    /// Deletes the runs that started before `before` (finished or not: a
+    /// run that never finished is one whose process died); returns how many.
+    async fn delete_runs_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Every user, as (id, name), oldest first.
+    async fn users(&self) -> Result<Vec<(UserId, String)>, StoreError>;
+    /// The user's preferences; [`Preferences::default`] when never set.
+    /// [`StoreError::NotFound`] for an unknown user.
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
+    /// Sets the user's preferences. An interval of 0 minutes is
+    /// [`StoreError::Invalid`].
+    async fn set_preferences(&self, user: &UserId, prefs: &Preferences) -> Result<(), StoreError>;
+
+    /// One row per calendar of every user, ordered by calendar id, with its
+    /// account's status, its owner's preferences (defaults when never set)
+    /// and the latest expiry of its channels: what the scheduler reads on
+    /// each tick, in one query.
+    async fn calendar_polls(&self) -> Result<Vec<CalendarPoll>, StoreError>;
+
+    /// Records a push channel and the token its deliveries carry. Only the
+    /// token's SHA-256 is stored. A channel id already in use is
+    /// [`StoreError::Conflict`]; an empty token is [`StoreError::Invalid`];
+    /// an unknown calendar is [`StoreError::NotFound`]. A channel is deleted
+    /// with its calendar.
+    async fn put_channel(&self, channel: &ChannelRecord, token: &str) -> Result<(), StoreError>;
+    /// One channel, or None.
+    async fn channel(&self, id: &str) -> Result<Option<ChannelRecord>, StoreError>;
+    /// Checks a delivery's channel id and token: [`ChannelCheck::Unknown`]
+    /// when no channel has the id, [`ChannelCheck::WrongToken`] when the
+    /// token's hash differs from the stored one (compared in constant time;
+    /// an empty token never matches), else [`ChannelCheck::Valid`] with the
+    /// channel.
+    async fn check_channel(&self, id: &str, token: &str) -> Result<ChannelCheck, StoreError>;
+    /// Records that message `number` of the channel arrived, keeping the
+    /// highest number seen. Returns true when `number` is higher than every
+    /// number seen before (a new message), false for a replay or an older
+    /// message arriving late. [`StoreError::NotFound`] for an unknown
+    /// channel.
+    async fn note_channel_message(&self, id: &str, number: i64) -> Result<bool, StoreError>;
+    /// A calendar's channels, latest expiry first.
+    async fn channels_of(&self, calendar: &CalendarId) -> Result<Vec<ChannelRecord>, StoreError>;
+    /// Channels that expire before `before`, soonest first (to renew).
+    async fn channels_expiring(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<ChannelRecord>, StoreError>;
+    /// Deletes a channel (no error when absent).
+    async fn delete_channel(&self, id: &str) -> Result<(), StoreError>;
+    /// Deletes the channels that expired before `before`; returns how many.
+    async fn delete_expired_channels(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Ok when the database answers and every migration this build knows
+    /// is applied (a newer build's extra migrations are fine): what a
+    /// readiness probe asks.
+    async fn ready(&self) -> Result<(), StoreError>;
 
     /// The current time as the store sees it (tests may pin it).
     fn now(&self) -> DateTime<Utc> {

@@ -18,16 +18,23 @@ use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Pool};
 
-use crate::secrets::SecretKey;
+use crate::secrets::{SecretKey, constant_time_eq, token_sha256};
 use crate::{
-    Account, AccountStatus, CachedEntry, Calendar, Credentials, Link, LinkKey, NewAccount,
-    NewCalendar, NewRule, NewRun, PullBatch, PullSummary, Rule, RuleState, Run, RunId, RunReport,
-    Store, StoreError,
+    Account, AccountStatus, CachedEntry, Calendar, CalendarPoll, ChannelCheck, ChannelRecord,
+    Credentials, Link, LinkKey, NewAccount, NewCalendar, NewRule, NewRun, Preferences, PullBatch,
+    PullSummary, Rule, RuleState, Run, RunId, RunReport, Store, StoreError,
 };
+
+/// [`MIGRATIONS_TABLE`], for `concat!`.
+macro_rules! migrations_table {
+    () => {
+        "_calmesh_migrations"
+    };
+}
 
 /// The name of the table that records applied migrations (not sqlx's default,
 /// which other libraries such as apalis share). Both databases use it.
-pub const MIGRATIONS_TABLE: &str = "_calmesh_migrations";
+pub const MIGRATIONS_TABLE: &str = migrations_table!();
 
 /// The [`Store`] on an SQL database: [`SqliteStore`](crate::SqliteStore) is
 /// `SqlStore<Sqlite>`, [`PgStore`](crate::PgStore) is `SqlStore<Postgres>`.
@@ -153,6 +160,21 @@ pub trait Backend: Database<Row: Columns> + sealed::Sealed + Sync {
     /// one of `$2` (an [`Arg::Texts`]).
     const REMOVE_ENTRIES: &'static str;
 
+    /// The scheduler's view of every calendar, in one query: with
+    /// [`POLLS_AS_JSON`](Backend::POLLS_AS_JSON), one row whose column
+    /// `polls` is a JSON array holding one array per calendar (the
+    /// [`poll_columns!`] then `channel_expires`); otherwise one row per
+    /// calendar with those columns. `$1` and `$2` are the default
+    /// preferences; `channel_expires` is the latest expiry of the calendar's
+    /// channels. Any order.
+    const CALENDAR_POLLS: &'static str;
+    /// Whether [`CALENDAR_POLLS`](Backend::CALENDAR_POLLS) answers in JSON.
+    const POLLS_AS_JSON: bool;
+
+    /// The store's migrations for this database, recorded in
+    /// [`MIGRATIONS_TABLE`].
+    fn migrator() -> sqlx::migrate::Migrator;
+
     /// The instant the database keeps for `t` (PostgreSQL keeps
     /// microseconds), so a pull compares what it brings with what was kept.
     fn stored_time(t: DateTime<Utc>) -> DateTime<Utc>;
@@ -225,6 +247,8 @@ pub(crate) use backend_queries;
 pub enum Arg<'a> {
     /// An integer (ids, counts) or NULL.
     Int(Option<i64>),
+    /// A boolean (SQLite keeps 0 or 1).
+    Bool(bool),
     /// Text or NULL.
     Text(Option<&'a str>),
     /// An instant.
@@ -244,6 +268,12 @@ impl From<i64> for Arg<'_> {
 impl From<Option<i64>> for Arg<'_> {
     fn from(value: Option<i64>) -> Self {
         Self::Int(value)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
     }
 }
 
@@ -275,6 +305,8 @@ impl<'a> From<&'a serde_json::Value> for Arg<'a> {
 pub trait Columns {
     /// An integer column.
     fn int(&self, what: &'static str, name: &str) -> Result<i64, StoreError>;
+    /// A boolean column.
+    fn bool(&self, what: &'static str, name: &str) -> Result<bool, StoreError>;
     /// A nullable integer column.
     fn opt_int(&self, what: &'static str, name: &str) -> Result<Option<i64>, StoreError>;
     /// A text column.
@@ -313,6 +345,9 @@ pub trait Columns {
 macro_rules! plain_columns {
     () => {
         fn int(&self, what: &'static str, name: &str) -> Result<i64, StoreError> {
+            $crate::sql::get(self, what, name)
+        }
+        fn bool(&self, what: &'static str, name: &str) -> Result<bool, StoreError> {
             $crate::sql::get(self, what, name)
         }
         fn opt_int(&self, what: &'static str, name: &str) -> Result<Option<i64>, StoreError> {
@@ -569,6 +604,119 @@ fn run_row(row: &impl Columns) -> Result<Run, StoreError> {
         started_at: row.time(W, "started_at")?,
         outcome,
     })
+}
+
+/// The columns of a channel row, in `SELECT` order (never the token hash).
+macro_rules! channel_columns {
+    () => {
+        "id, calendar_id, provider, resource_id, expiration, created_at, last_message"
+    };
+}
+
+fn channel_row(row: &impl Columns) -> Result<ChannelRecord, StoreError> {
+    const W: &str = "channel";
+    Ok(ChannelRecord {
+        id: row.text(W, "id")?,
+        calendar: CalendarId::new(row.int(W, "calendar_id")?.to_string()),
+        provider: row.text(W, "provider")?,
+        resource_id: row.text(W, "resource_id")?,
+        expiration: row.time(W, "expiration")?,
+        created_at: row.time(W, "created_at")?,
+        last_message: row.opt_int(W, "last_message")?,
+    })
+}
+
+/// An interval as stored.
+fn interval_of(what: &'static str, minutes: i64) -> Result<u32, StoreError> {
+    u32::try_from(minutes)
+        .map_err(|_| StoreError::corrupt(what, format!("interval_minutes {minutes}")))
+}
+
+/// The columns of a row of [`Backend::CALENDAR_POLLS`], in `SELECT` order
+/// (and in the order of each JSON array when the backend answers in JSON).
+macro_rules! poll_columns {
+    () => {
+        "c.id AS calendar_id, c.account_id, a.user_id, a.status, c.last_sync_at, \
+         COALESCE(p.auto_sync, $1) AS auto_sync, \
+         COALESCE(p.interval_minutes, $2) AS interval_minutes"
+    };
+}
+pub(crate) use poll_columns;
+
+/// The tables of [`Backend::CALENDAR_POLLS`]: every calendar with its account
+/// and its owner's preferences, if set.
+macro_rules! poll_tables {
+    () => {
+        "calendars c JOIN accounts a ON a.id = c.account_id \
+         LEFT JOIN preferences p ON p.user_id = a.user_id"
+    };
+}
+pub(crate) use poll_tables;
+
+fn calendar_poll_row(row: &impl Columns) -> Result<(i64, CalendarPoll), StoreError> {
+    const W: &str = "calendar poll";
+    let id = row.int(W, "calendar_id")?;
+    Ok((
+        id,
+        CalendarPoll {
+            calendar: CalendarId::new(id.to_string()),
+            account: AccountId::new(row.int(W, "account_id")?.to_string()),
+            user: UserId::new(row.int(W, "user_id")?.to_string()),
+            account_status: account_status(&row.text(W, "status")?)?,
+            last_sync_at: row.opt_time(W, "last_sync_at")?,
+            auto_sync: row.bool(W, "auto_sync")?,
+            interval_minutes: interval_of(W, row.int(W, "interval_minutes")?)?,
+            channel_expires: row.opt_time(W, "channel_expires")?,
+        },
+    ))
+}
+
+/// One calendar poll as a JSON array of the [`poll_columns!`] and
+/// `channel_expires`.
+#[derive(serde::Deserialize)]
+struct JsonPoll(
+    i64,
+    i64,
+    i64,
+    String,
+    Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "json_bool")] bool,
+    i64,
+    Option<DateTime<Utc>>,
+);
+
+/// A JSON boolean, or an integer as SQLite writes booleans (0 is false).
+fn json_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(n) => n != 0,
+    })
+}
+
+impl JsonPoll {
+    fn into_poll(self) -> Result<(i64, CalendarPoll), StoreError> {
+        const W: &str = "calendar poll";
+        let JsonPoll(id, account, user, status, last_sync_at, auto_sync, minutes, expires) = self;
+        Ok((
+            id,
+            CalendarPoll {
+                calendar: CalendarId::new(id.to_string()),
+                account: AccountId::new(account.to_string()),
+                user: UserId::new(user.to_string()),
+                account_status: account_status(&status)?,
+                last_sync_at,
+                auto_sync,
+                interval_minutes: interval_of(W, minutes)?,
+                channel_expires: expires,
+            },
+        ))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1256,5 +1404,260 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .children(sql, &[n.into(), i64::from(limit).into()], USER, n, user)
             .await?;
         rows.iter().map(run_row).collect()
+    }
+
+    async fn delete_runs_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(self
+            .execute("DELETE FROM runs WHERE started_at < $1", &[before.into()])
+            .await?)
+    }
+
+    async fn users(&self) -> Result<Vec<(UserId, String)>, StoreError> {
+        const W: &str = "user";
+        let mut conn = self.pool.acquire().await?;
+        let rows = DB::fetch_all(&mut conn, "SELECT id, name FROM users ORDER BY id", &[]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    UserId::new(row.int(W, "id")?.to_string()),
+                    row.text(W, "name")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
+        const W: &str = "preferences";
+        let n = id_of("user", user.as_str())?;
+        let row = self
+            .fetch_optional(
+                "SELECT p.auto_sync, p.interval_minutes FROM users u \
+                 LEFT JOIN preferences p ON p.user_id = u.id WHERE u.id = $1",
+                &[n.into()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", user))?;
+        match row.opt_int(W, "interval_minutes")? {
+            None => Ok(Preferences::default()),
+            Some(minutes) => Ok(Preferences {
+                auto_sync: row.bool(W, "auto_sync")?,
+                interval_minutes: interval_of(W, minutes)?,
+            }),
+        }
+    }
+
+    async fn set_preferences(&self, user: &UserId, prefs: &Preferences) -> Result<(), StoreError> {
+        let n = id_of("user", user.as_str())?;
+        if prefs.interval_minutes == 0 {
+            return Err(StoreError::Invalid(
+                "the sync interval must be at least 1 minute".to_owned(),
+            ));
+        }
+        self.execute(
+            "INSERT INTO preferences (user_id, auto_sync, interval_minutes) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET auto_sync = excluded.auto_sync, \
+             interval_minutes = excluded.interval_minutes",
+            &[
+                n.into(),
+                prefs.auto_sync.into(),
+                i64::from(prefs.interval_minutes).into(),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            constraint(
+                e,
+                || StoreError::Conflict("preferences already exist".to_owned()),
+                || StoreError::not_found("user", user),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn calendar_polls(&self) -> Result<Vec<CalendarPoll>, StoreError> {
+        let defaults = Preferences::default();
+        let args = [
+            defaults.auto_sync.into(),
+            i64::from(defaults.interval_minutes).into(),
+        ];
+        let mut conn = self.pool.acquire().await?;
+        let mut polls = if DB::POLLS_AS_JSON {
+            let row = DB::fetch_optional(&mut conn, DB::CALENDAR_POLLS, &args)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            let json = row.text("calendar polls", "polls")?;
+            let polls: Vec<JsonPoll> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::corrupt("calendar polls", e))?;
+            polls
+                .into_iter()
+                .map(JsonPoll::into_poll)
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            let rows = DB::fetch_all(&mut conn, DB::CALENDAR_POLLS, &args).await?;
+            rows.iter()
+                .map(calendar_poll_row)
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        drop(conn);
+        polls.sort_unstable_by_key(|(id, _)| *id);
+        Ok(polls.into_iter().map(|(_, poll)| poll).collect())
+    }
+
+    async fn put_channel(&self, channel: &ChannelRecord, token: &str) -> Result<(), StoreError> {
+        let calendar = id_of("calendar", channel.calendar.as_str())?;
+        if token.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "channel {} has an empty token",
+                channel.id
+            )));
+        }
+        self.execute(
+            "INSERT INTO channels (id, calendar_id, provider, resource_id, token_sha256, \
+             expiration, created_at, last_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                channel.id.as_str().into(),
+                calendar.into(),
+                channel.provider.as_str().into(),
+                channel.resource_id.as_str().into(),
+                token_sha256(token).as_str().into(),
+                channel.expiration.into(),
+                channel.created_at.into(),
+                channel.last_message.into(),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            constraint(
+                e,
+                || StoreError::Conflict(format!("channel id {:?} is already in use", channel.id)),
+                || StoreError::not_found("calendar", &channel.calendar),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn channel(&self, id: &str) -> Result<Option<ChannelRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            channel_columns!(),
+            " FROM channels WHERE id = $1"
+        );
+        self.fetch_optional(sql, &[id.into()])
+            .await?
+            .as_ref()
+            .map(channel_row)
+            .transpose()
+    }
+
+    async fn check_channel(&self, id: &str, token: &str) -> Result<ChannelCheck, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            channel_columns!(),
+            ", token_sha256 FROM channels WHERE id = $1"
+        );
+        let Some(row) = self.fetch_optional(sql, &[id.into()]).await? else {
+            return Ok(ChannelCheck::Unknown);
+        };
+        let stored = row.text("channel", "token_sha256")?;
+        // Hash even an empty token, so every answer for a known id costs the
+        // same.
+        let matches = constant_time_eq(&token_sha256(token), &stored);
+        if !matches || token.is_empty() {
+            return Ok(ChannelCheck::WrongToken);
+        }
+        Ok(ChannelCheck::Valid(channel_row(&row)?))
+    }
+
+    async fn note_channel_message(&self, id: &str, number: i64) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let done = DB::execute(
+            &mut conn,
+            "UPDATE channels SET last_message = $2 \
+             WHERE id = $1 AND (last_message IS NULL OR last_message < $2)",
+            &[id.into(), number.into()],
+        )
+        .await?;
+        if done > 0 {
+            return Ok(true);
+        }
+        let exists = DB::fetch_optional(
+            &mut conn,
+            "SELECT 1 FROM channels WHERE id = $1",
+            &[id.into()],
+        )
+        .await?;
+        match exists {
+            Some(_) => Ok(false),
+            None => Err(StoreError::not_found("channel", id)),
+        }
+    }
+
+    async fn channels_of(&self, calendar: &CalendarId) -> Result<Vec<ChannelRecord>, StoreError> {
+        let n = id_of("calendar", calendar.as_str())?;
+        let sql = concat!(
+            "SELECT ",
+            channel_columns!(),
+            " FROM channels WHERE calendar_id = $1 ORDER BY expiration DESC, id"
+        );
+        let rows = self
+            .children(sql, &[n.into()], CALENDAR, n, calendar)
+            .await?;
+        rows.iter().map(channel_row).collect()
+    }
+
+    async fn channels_expiring(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<ChannelRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            channel_columns!(),
+            " FROM channels WHERE expiration < $1 ORDER BY expiration, id"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = DB::fetch_all(&mut conn, sql, &[before.into()]).await?;
+        rows.iter().map(channel_row).collect()
+    }
+
+    async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM channels WHERE id = $1", &[id.into()])
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_expired_channels(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(self
+            .execute(
+                "DELETE FROM channels WHERE expiration < $1",
+                &[before.into()],
+            )
+            .await?)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = concat!(
+            "SELECT version FROM ",
+            migrations_table!(),
+            " WHERE success"
+        );
+        let rows = DB::fetch_all(&mut conn, sql, &[]).await?;
+        let applied = rows
+            .iter()
+            .map(|row| row.int("migration", "version"))
+            .collect::<Result<HashSet<i64>, _>>()?;
+        let missing: Vec<String> = DB::migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{:04} {}", m.version, m.description))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::NotReady(format!(
+                "migrations not applied: {}",
+                missing.join(", ")
+            )))
+        }
     }
 }

@@ -19,7 +19,7 @@ use sqlx::{Sqlite, SqliteConnection};
 use crate::secrets::{SecretKey, is_memory_url};
 use crate::sql::{
     Arg, Backend, Columns, MIGRATIONS_TABLE, SqlStore, backend_queries, entry_columns,
-    plain_columns, sealed, upsert_entries,
+    plain_columns, poll_columns, poll_tables, sealed, upsert_entries,
 };
 use crate::{CachedEntry, StoreError};
 
@@ -74,9 +74,7 @@ impl SqlStore<Sqlite> {
             SqlitePoolOptions::new().max_connections(POOL_SIZE)
         };
         let pool = pool_options.connect_with(options).await?;
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.run(&pool).await?;
+        <Sqlite as Backend>::migrator().run(&pool).await?;
         Ok(SqlStore::new(pool, key))
     }
 }
@@ -108,6 +106,7 @@ fn bind(mut query: Query, args: &[Arg<'_>]) -> Query {
     for arg in args {
         query = match *arg {
             Arg::Int(value) => query.bind(value),
+            Arg::Bool(value) => query.bind(value),
             Arg::Text(value) => query.bind(value),
             Arg::Time(value) => query.bind(ts(value)),
             Arg::Json(value) => query.bind(Json(value)),
@@ -193,8 +192,31 @@ impl Backend for Sqlite {
          AND (remote_id IN (SELECT value FROM json_each($2)) \
               OR parent_id IN (SELECT value FROM json_each($2)))";
 
+    /// One JSON text: sqlx hands SQLite's rows one at a time across the
+    /// connection's worker thread, which at 100k rows costs several times
+    /// the query; SQLite builds the array in about the time of the scan.
+    /// The latest channel expiry is a correlated `MAX`, read from the last
+    /// entry of `channels_by_calendar` for each calendar.
+    const CALENDAR_POLLS: &'static str = concat!(
+        "SELECT json_group_array(json_array(calendar_id, account_id, user_id, status, \
+         last_sync_at, auto_sync, interval_minutes, channel_expires)) AS polls \
+         FROM (SELECT ",
+        poll_columns!(),
+        ", (SELECT MAX(ch.expiration) FROM channels ch WHERE ch.calendar_id = c.id) \
+         AS channel_expires FROM ",
+        poll_tables!(),
+        ")"
+    );
+    const POLLS_AS_JSON: bool = true;
+
     fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
         t
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator
     }
 
     backend_queries!();

@@ -324,3 +324,89 @@ pub struct Run {
     /// Outcome, None while running (or when the process died).
     pub outcome: Option<RunReport>,
 }
+
+/// A user's sync preferences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    /// Whether the scheduler pulls the user's calendars on its own.
+    pub auto_sync: bool,
+    /// Minutes between scheduled pulls of each calendar (at least 1).
+    pub interval_minutes: u32,
+}
+
+impl Default for Preferences {
+    /// Auto sync on, every 15 minutes: what a user who never chose has.
+    fn default() -> Self {
+        Self {
+            auto_sync: true,
+            interval_minutes: 15,
+        }
+    }
+}
+
+/// One calendar as the scheduler sees it: everything it needs to decide
+/// whether a pull is due and whether a push channel needs renewing, from
+/// [`Store::calendar_polls`](crate::Store::calendar_polls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CalendarPoll {
+    /// The calendar.
+    #[serde(serialize_with = "as_text")]
+    pub calendar: CalendarId,
+    /// Its account.
+    #[serde(serialize_with = "as_text")]
+    pub account: AccountId,
+    /// The account's owner.
+    #[serde(serialize_with = "as_text")]
+    pub user: UserId,
+    /// The account's state (`needs_reauth` accounts are not pulled).
+    pub account_status: AccountStatus,
+    /// When the calendar's last pull committed.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// The owner's preference (the default when never set).
+    pub auto_sync: bool,
+    /// The owner's preference (the default when never set).
+    pub interval_minutes: u32,
+    /// The latest expiration among the calendar's push channels; None when
+    /// it has none.
+    pub channel_expires: Option<DateTime<Utc>>,
+}
+
+/// A push channel: a Google watch channel on one calendar.
+///
+/// The token that deliveries carry (`X-Goog-Channel-Token`) is not part of
+/// the record: the store keeps only its SHA-256 and checks deliveries with
+/// [`Store::check_channel`](crate::Store::check_channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelRecord {
+    /// The channel id calmesh chose (unique; at most 64 characters at
+    /// Google), sent back as `X-Goog-Channel-ID`.
+    pub id: String,
+    /// The calendar it watches.
+    #[serde(serialize_with = "as_text")]
+    pub calendar: CalendarId,
+    /// Provider kind: `google`.
+    pub provider: String,
+    /// The provider's id of the watched resource (`resourceId`, sent back as
+    /// `X-Goog-Resource-ID`); stopping the channel needs it.
+    pub resource_id: String,
+    /// When the provider stops delivering.
+    pub expiration: DateTime<Utc>,
+    /// When the channel was created.
+    pub created_at: DateTime<Utc>,
+    /// The highest message number delivered so far (`X-Goog-Message-Number`:
+    /// increasing, not consecutive); None before the first.
+    pub last_message: Option<i64>,
+}
+
+/// What [`Store::check_channel`](crate::Store::check_channel) found for a
+/// delivery's channel id and token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelCheck {
+    /// No channel has this id (never made, deleted, or gone with its
+    /// calendar).
+    Unknown,
+    /// The channel exists but the token does not match (or is empty).
+    WrongToken,
+    /// The channel exists and the token matches.
+    Valid(ChannelRecord),
+}

@@ -61,6 +61,13 @@ suite_tests! {
     put_remove_entry => check_put_remove_entry,
     rules_and_links => check_rules_and_links,
     runs => check_runs,
+    delete_runs_before => check_delete_runs_before,
+    users_list => check_users_list,
+    preferences => check_preferences,
+    channels => check_channels,
+    channel_messages => check_channel_messages,
+    calendar_polls => check_calendar_polls,
+    ready => check_ready,
     the_whole_suite_in_one_schema => check_all,
 }
 
@@ -101,7 +108,7 @@ async fn migrations_are_recorded_in_our_table_and_reopening_keeps_data() {
     .fetch_all(store.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     finish(schema, store).await;
 }
 
@@ -134,6 +141,11 @@ async fn columns_have_postgres_types() {
         "links.updated_at timestamp with time zone",
         "runs.id bigint identity",
         "runs.report jsonb",
+        "preferences.auto_sync boolean",
+        "preferences.interval_minutes bigint",
+        "channels.calendar_id bigint",
+        "channels.expiration timestamp with time zone",
+        "channels.last_message bigint",
     ] {
         assert!(columns.contains(expected), "{expected}: {columns:#?}");
     }
@@ -353,5 +365,143 @@ async fn pull_10k_timing() {
         return;
     };
     time_pull_10k(&store, "a PostgreSQL store").await;
+    finish(schema, store).await;
+}
+
+#[tokio::test]
+async fn channel_tokens_are_kept_as_hashes() {
+    let Some((schema, store)) = pg_store().await else {
+        return;
+    };
+    let (_, _, calendar) = calendar_for(&store, "hashes").await;
+    let ch = channel("hashed", &calendar.id, at(1000, 0));
+    store.put_channel(&ch, CHANNEL_TOKEN).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT token_sha256 FROM channels WHERE id = $1")
+        .bind("hashed")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let expected: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(CHANNEL_TOKEN.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(stored, expected);
+    let leaks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM channels c WHERE strpos(row_to_json(c)::text, $1) > 0",
+    )
+    .bind(CHANNEL_TOKEN)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(leaks, 0);
+    finish(schema, store).await;
+}
+
+#[tokio::test]
+async fn channels_go_with_their_calendar_and_preferences_with_their_user() {
+    let Some((schema, store)) = pg_store().await else {
+        return;
+    };
+    let (user, _, calendar) = calendar_for(&store, "cascade").await;
+    let ch = channel("cascading", &calendar.id, at(1000, 0));
+    store.put_channel(&ch, CHANNEL_TOKEN).await.unwrap();
+    let prefs = calmesh_store::Preferences {
+        auto_sync: false,
+        interval_minutes: 5,
+    };
+    store.set_preferences(&user, &prefs).await.unwrap();
+    sqlx::query("DELETE FROM calendars WHERE id = $1")
+        .bind(calendar.id.as_str().parse::<i64>().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.channel("cascading").await.unwrap(), None);
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user.as_str().parse::<i64>().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM preferences")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    finish(schema, store).await;
+}
+
+#[tokio::test]
+async fn ready_needs_every_migration_and_an_open_pool() {
+    let Some((schema, store)) = pg_store().await else {
+        return;
+    };
+    store.ready().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {MIGRATIONS_TABLE} SET version = 99 WHERE version = 2"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let err = store.ready().await.unwrap_err();
+    assert!(matches!(err, StoreError::NotReady(_)), "{err:?}");
+    assert!(err.to_string().contains("0002"), "{err}");
+    store.close().await;
+    let err = store.ready().await.unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    schema.drop_now().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_at_migration_1_upgrades_and_keeps_its_data() {
+    let Some(schema) = PgTestSchema::from_env().await.unwrap() else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+    let all = sqlx::migrate!("./migrations/postgres");
+    let first: Vec<_> = all.iter().filter(|m| m.version == 1).cloned().collect();
+    let mut old = sqlx::migrate::Migrator::with_migrations(first);
+    old.dangerous_set_table_name(MIGRATIONS_TABLE);
+    old.run(&pool).await.unwrap();
+    sqlx::query("INSERT INTO users (name, created_at) VALUES ('old', now())")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = PgStore::open(schema.url(), key()).await.unwrap();
+    store.ready().await.unwrap();
+    let users = store.users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].1, "old");
+    assert_eq!(
+        store.preferences(&users[0].0).await.unwrap(),
+        calmesh_store::Preferences::default()
+    );
+    finish(schema, store).await;
+}
+
+/// Not a benchmark: prints how long `calendar_polls` takes at 100k
+/// calendars (never asserted).
+/// `cargo test -p calmesh-store --release --test postgres -- --nocapture polls_100k`.
+#[tokio::test]
+async fn calendar_polls_100k_timing() {
+    let Some((schema, store)) = pg_store().await else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    for sql in BULK_100K_CALENDARS {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    eprintln!(
+        "bulk insert of 100k calendars into PostgreSQL: {:?}",
+        t.elapsed()
+    );
+    time_calendar_polls_100k(&store, "a PostgreSQL store").await;
     finish(schema, store).await;
 }

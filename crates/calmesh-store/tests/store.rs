@@ -78,6 +78,48 @@ async fn runs() {
 }
 
 #[tokio::test]
+async fn delete_runs_before() {
+    let (_dir, store) = file_store().await;
+    check_delete_runs_before(&store).await;
+}
+
+#[tokio::test]
+async fn users_list() {
+    let (_dir, store) = file_store().await;
+    check_users_list(&store).await;
+}
+
+#[tokio::test]
+async fn preferences() {
+    let (_dir, store) = file_store().await;
+    check_preferences(&store).await;
+}
+
+#[tokio::test]
+async fn channels() {
+    let (_dir, store) = file_store().await;
+    check_channels(&store).await;
+}
+
+#[tokio::test]
+async fn channel_messages() {
+    let (_dir, store) = file_store().await;
+    check_channel_messages(&store).await;
+}
+
+#[tokio::test]
+async fn calendar_polls() {
+    let (_dir, store) = file_store().await;
+    check_calendar_polls(&store).await;
+}
+
+#[tokio::test]
+async fn ready() {
+    let (_dir, store) = file_store().await;
+    check_ready(&store).await;
+}
+
+#[tokio::test]
 async fn the_whole_suite_in_memory() {
     // One connection, one database: every check sees what the others wrote.
     let store = memory_store().await;
@@ -348,4 +390,144 @@ fn the_default_key_file_sits_next_to_the_database() {
 async fn pull_10k_timing() {
     let (_dir, store) = file_store().await;
     time_pull_10k(&store, "a SQLite file store").await;
+}
+
+#[tokio::test]
+async fn channel_tokens_are_kept_as_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calmesh.db").display());
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    let (_, _, calendar) = calendar_for(&store, "hashes").await;
+    let ch = channel("hashed", &calendar.id, suite::at(1000, 0));
+    store.put_channel(&ch, CHANNEL_TOKEN).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT token_sha256 FROM channels WHERE id = $1")
+        .bind("hashed")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, token_hex(CHANNEL_TOKEN));
+    store.close().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes
+                .windows(CHANNEL_TOKEN.len())
+                .any(|w| w == CHANNEL_TOKEN.as_bytes()),
+            "the channel token is in a file in plain text"
+        );
+    }
+}
+
+/// The SHA-256 of a token in lowercase hex.
+fn token_hex(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn channels_go_with_their_calendar_and_preferences_with_their_user() {
+    let (_dir, store) = file_store().await;
+    let (user, _, calendar) = calendar_for(&store, "cascade").await;
+    let ch = channel("cascading", &calendar.id, suite::at(1000, 0));
+    store.put_channel(&ch, CHANNEL_TOKEN).await.unwrap();
+    let prefs = calmesh_store::Preferences {
+        auto_sync: false,
+        interval_minutes: 5,
+    };
+    store.set_preferences(&user, &prefs).await.unwrap();
+    sqlx::query("DELETE FROM calendars WHERE id = $1")
+        .bind(calendar.id.as_str().parse::<i64>().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.channel("cascading").await.unwrap(), None);
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user.as_str().parse::<i64>().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM preferences")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn ready_needs_every_migration_and_an_open_pool() {
+    let (_dir, store) = file_store().await;
+    store.ready().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {MIGRATIONS_TABLE} SET version = 99 WHERE version = 2"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let err = store.ready().await.unwrap_err();
+    assert!(matches!(err, StoreError::NotReady(_)), "{err:?}");
+    assert!(err.to_string().contains("0002"), "{err}");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {MIGRATIONS_TABLE} SET version = 2 WHERE version = 99"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.ready().await.unwrap();
+    store.close().await;
+    let err = store.ready().await.unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_database_at_migration_1_upgrades_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calmesh.db").display());
+    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let first: Vec<_> = all.iter().filter(|m| m.version == 1).cloned().collect();
+    let mut old = sqlx::migrate::Migrator::with_migrations(first);
+    old.dangerous_set_table_name(MIGRATIONS_TABLE);
+    old.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (name, created_at) VALUES ('old', '2025-01-01T00:00:00.000000000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    store.ready().await.unwrap();
+    let users = store.users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].1, "old");
+    assert_eq!(
+        store.preferences(&users[0].0).await.unwrap(),
+        calmesh_store::Preferences::default()
+    );
+}
+
+/// Not a benchmark: prints how long `calendar_polls` takes at 100k
+/// calendars (never asserted).
+/// `cargo test -p calmesh-store --release --test store -- --nocapture polls_100k`.
+#[tokio::test]
+async fn calendar_polls_100k_timing() {
+    let (_dir, store) = file_store().await;
+    let t = std::time::Instant::now();
+    for sql in BULK_100K_CALENDARS {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    eprintln!(
+        "bulk insert of 100k calendars into SQLite: {:?}",
+        t.elapsed()
+    );
+    time_calendar_polls_100k(&store, "a SQLite file store").await;
 }

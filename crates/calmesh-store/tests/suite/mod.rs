@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use calmesh_core::{AccountId, CalendarId, RuleId, UserId};
 use calmesh_store::{
-    Account, AccountStatus, CachedEntry, Calendar, Credentials, Link, LinkKey, NewAccount,
-    NewCalendar, NewRule, NewRun, PullBatch, PullSummary, RuleState, RunReport, SecretKey, Store,
-    StoreError,
+    Account, AccountStatus, CachedEntry, Calendar, CalendarPoll, ChannelCheck, ChannelRecord,
+    Credentials, Link, LinkKey, NewAccount, NewCalendar, NewRule, NewRun, Preferences, PullBatch,
+    PullSummary, RuleState, RunReport, SecretKey, Store, StoreError,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -958,6 +958,13 @@ pub async fn check_all(store: &dyn Store) {
     check_put_remove_entry(store).await;
     check_rules_and_links(store).await;
     check_runs(store).await;
+    check_delete_runs_before(store).await;
+    check_users_list(store).await;
+    check_preferences(store).await;
+    check_channels(store).await;
+    check_channel_messages(store).await;
+    check_calendar_polls(store).await;
+    check_ready(store).await;
 }
 
 /// Not a benchmark: prints how long 10k-entry full pulls take into `store`
@@ -1010,5 +1017,531 @@ pub async fn time_pull_10k(store: &dyn Store, label: &str) {
     eprintln!(
         "10k-entry full pull into {label}: all new {added:?}, all unchanged {unchanged:?}, \
          all changed {changed:?}, all removed {removed:?}"
+    );
+}
+
+pub async fn check_delete_runs_before(store: &dyn Store) {
+    // Times before every other check's runs, so a shared store loses only
+    // these.
+    let user = store.ensure_user("check_delete_runs_before").await.unwrap();
+    let mut ids = Vec::new();
+    for secs in [-9_000, -8_000, -7_000] {
+        ids.push(
+            store
+                .start_run(&NewRun {
+                    user: user.clone(),
+                    rule: None,
+                    kind: "pull".to_owned(),
+                    started_at: at(secs, 0),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let report = RunReport {
+        status: "ok".to_owned(),
+        finished_at: at(-8_999, 0),
+        report: json!({}),
+        api_calls: 1,
+    };
+    store.finish_run(ids[0], &report).await.unwrap();
+    // Strictly before: the run at -8000 stays.
+    assert_eq!(store.delete_runs_before(at(-8_000, 0)).await.unwrap(), 1);
+    let left: Vec<_> = store
+        .runs(&user, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, [ids[2], ids[1]]);
+    // Unfinished runs go too.
+    assert_eq!(store.delete_runs_before(at(-6_999, 0)).await.unwrap(), 2);
+    assert!(store.runs(&user, 10).await.unwrap().is_empty());
+    assert_eq!(store.delete_runs_before(at(-6_999, 0)).await.unwrap(), 0);
+}
+
+pub async fn check_users_list(store: &dyn Store) {
+    let a = store.ensure_user("check_users_list-a").await.unwrap();
+    let b = store.ensure_user("check_users_list-b").await.unwrap();
+    let users = store.users().await.unwrap();
+    let pos = |id: &UserId| users.iter().position(|(u, _)| u == id).unwrap();
+    assert_eq!(users[pos(&a)].1, "check_users_list-a");
+    assert_eq!(users[pos(&b)].1, "check_users_list-b");
+    assert!(pos(&a) < pos(&b), "oldest first");
+    let mut names: Vec<&str> = users.iter().map(|(_, n)| n.as_str()).collect();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "one row per user");
+}
+
+pub async fn check_preferences(store: &dyn Store) {
+    let user = store.ensure_user("check_preferences").await.unwrap();
+    let defaults = store.preferences(&user).await.unwrap();
+    assert_eq!(
+        defaults,
+        Preferences {
+            auto_sync: true,
+            interval_minutes: 15
+        }
+    );
+    assert_eq!(defaults, Preferences::default());
+    let off = Preferences {
+        auto_sync: false,
+        interval_minutes: 60,
+    };
+    store.set_preferences(&user, &off).await.unwrap();
+    assert_eq!(store.preferences(&user).await.unwrap(), off);
+    let on = Preferences {
+        auto_sync: true,
+        interval_minutes: 1,
+    };
+    store.set_preferences(&user, &on).await.unwrap();
+    assert_eq!(store.preferences(&user).await.unwrap(), on);
+    let big = Preferences {
+        auto_sync: true,
+        interval_minutes: u32::MAX,
+    };
+    store.set_preferences(&user, &big).await.unwrap();
+    assert_eq!(store.preferences(&user).await.unwrap(), big);
+
+    // Another user keeps the defaults.
+    let other = store.ensure_user("check_preferences-other").await.unwrap();
+    assert_eq!(
+        store.preferences(&other).await.unwrap(),
+        Preferences::default()
+    );
+
+    // Zero minutes is refused and changes nothing.
+    let err = store
+        .set_preferences(
+            &user,
+            &Preferences {
+                auto_sync: true,
+                interval_minutes: 0,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(store.preferences(&user).await.unwrap(), big);
+
+    for id in ["999999", "x"] {
+        let id = UserId::new(id);
+        assert!(is_not_found(&store.preferences(&id).await.unwrap_err()));
+        let err = store.set_preferences(&id, &off).await.unwrap_err();
+        assert!(is_not_found(&err), "{err:?}");
+    }
+}
+
+/// A channel record on `calendar`.
+pub fn channel(id: &str, calendar: &CalendarId, expiration: DateTime<Utc>) -> ChannelRecord {
+    ChannelRecord {
+        id: id.to_owned(),
+        calendar: calendar.clone(),
+        provider: "google".to_owned(),
+        resource_id: format!("resource-of-{id}"),
+        expiration,
+        created_at: at(0, 250),
+        last_message: None,
+    }
+}
+
+/// The token of the channels the checks make: no byte the database keeps
+/// may show it.
+pub const CHANNEL_TOKEN: &str = "channel-token-that-must-not-leak";
+
+pub async fn check_channels(store: &dyn Store) {
+    let (_, account, calendar) = calendar_for(store, "check_channels").await;
+    let second = store
+        .upsert_calendar(&NewCalendar {
+            account: account.id.clone(),
+            remote_id: "second".to_owned(),
+            name: "Second".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap();
+    // Times between 100 000 and 200 000 s: the other checks' channels
+    // expire later.
+    let a = channel("check_channels-a", &calendar.id, at(150_000, 1));
+    let b = channel("check_channels-b", &calendar.id, at(160_000, 0));
+    let c = channel("check_channels-c", &second.id, at(110_000, 0));
+    for ch in [&a, &b, &c] {
+        store.put_channel(ch, CHANNEL_TOKEN).await.unwrap();
+    }
+    assert_eq!(store.channel(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.channel("check_channels-none").await.unwrap(), None);
+    assert_eq!(
+        store.channels_of(&calendar.id).await.unwrap(),
+        vec![b.clone(), a.clone()],
+        "latest expiry first"
+    );
+    assert_eq!(
+        store.channels_of(&second.id).await.unwrap(),
+        vec![c.clone()]
+    );
+
+    // Ids are unique, tokens are required, calendars must exist.
+    let err = store
+        .put_channel(&channel(&a.id, &second.id, at(1, 0)), "other")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(err.to_string().contains(&a.id), "{err}");
+    assert_eq!(store.channel(&a.id).await.unwrap(), Some(a.clone()));
+    let err = store
+        .put_channel(&channel("check_channels-empty", &calendar.id, at(1, 0)), "")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    for missing in ["999999", "x"] {
+        let stray = channel("check_channels-stray", &CalendarId::new(missing), at(1, 0));
+        let err = store.put_channel(&stray, CHANNEL_TOKEN).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NotFound {
+                    what: "calendar",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(is_not_found(
+            &store
+                .channels_of(&CalendarId::new(missing))
+                .await
+                .unwrap_err()
+        ));
+    }
+    assert_eq!(store.channel("check_channels-stray").await.unwrap(), None);
+
+    // Deliveries: the token decides.
+    assert_eq!(
+        store.check_channel(&a.id, CHANNEL_TOKEN).await.unwrap(),
+        ChannelCheck::Valid(a.clone())
+    );
+    for wrong in [
+        "",
+        "channel-token-that-must-not-lea",
+        "channel-token-that-must-not-leak ",
+        "CHANNEL-TOKEN-THAT-MUST-NOT-LEAK",
+    ] {
+        assert_eq!(
+            store.check_channel(&a.id, wrong).await.unwrap(),
+            ChannelCheck::WrongToken,
+            "{wrong:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .check_channel("check_channels-none", CHANNEL_TOKEN)
+            .await
+            .unwrap(),
+        ChannelCheck::Unknown
+    );
+    // The stored hash is the token's own: another channel's token does not
+    // open this one.
+    let d = channel("check_channels-d", &second.id, at(120_000, 0));
+    store.put_channel(&d, "token-of-d").await.unwrap();
+    assert_eq!(
+        store.check_channel(&a.id, "token-of-d").await.unwrap(),
+        ChannelCheck::WrongToken
+    );
+    assert_eq!(
+        store.check_channel(&d.id, "token-of-d").await.unwrap(),
+        ChannelCheck::Valid(d.clone())
+    );
+
+    // Expiry: strictly before, soonest first.
+    let expiring: Vec<ChannelRecord> = store
+        .channels_expiring(at(150_000, 1))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|ch| ch.id.starts_with("check_channels-"))
+        .collect();
+    assert_eq!(expiring, vec![c.clone(), d.clone()]);
+
+    // Deleting: one by id (twice is fine), then the expired ones.
+    store.delete_channel(&d.id).await.unwrap();
+    store.delete_channel(&d.id).await.unwrap();
+    store.delete_channel("check_channels-never").await.unwrap();
+    assert_eq!(store.channel(&d.id).await.unwrap(), None);
+    assert_eq!(
+        store.check_channel(&d.id, "token-of-d").await.unwrap(),
+        ChannelCheck::Unknown
+    );
+    assert_eq!(
+        store.delete_expired_channels(at(150_000, 2)).await.unwrap(),
+        2,
+        "c and a"
+    );
+    assert_eq!(
+        store.channels_of(&calendar.id).await.unwrap(),
+        vec![b.clone()]
+    );
+    assert!(store.channels_of(&second.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.delete_expired_channels(at(150_000, 2)).await.unwrap(),
+        0
+    );
+    // The id is free again once deleted.
+    store.put_channel(&a, "a new token").await.unwrap();
+    assert_eq!(
+        store.check_channel(&a.id, CHANNEL_TOKEN).await.unwrap(),
+        ChannelCheck::WrongToken
+    );
+    assert_eq!(
+        store.check_channel(&a.id, "a new token").await.unwrap(),
+        ChannelCheck::Valid(a.clone())
+    );
+}
+
+pub async fn check_channel_messages(store: &dyn Store) {
+    let (_, _, calendar) = calendar_for(store, "check_channel_messages").await;
+    let ch = channel("check_channel_messages", &calendar.id, at(300_000, 0));
+    store.put_channel(&ch, CHANNEL_TOKEN).await.unwrap();
+    // Google numbers messages upwards, not consecutively: 1 for the sync
+    // message, then larger numbers; retries replay a number, and deliveries
+    // may overtake each other.
+    for (number, new) in [
+        (1, true),
+        (1, false),
+        (5, true),
+        (5, false),
+        (3, false),
+        (4, false),
+        (1, false),
+        (900, true),
+        (899, false),
+        (i64::MAX, true),
+        (i64::MAX, false),
+    ] {
+        assert_eq!(
+            store.note_channel_message(&ch.id, number).await.unwrap(),
+            new,
+            "message {number}"
+        );
+    }
+    let got = store.channel(&ch.id).await.unwrap().unwrap();
+    assert_eq!(got.last_message, Some(i64::MAX));
+    let ChannelCheck::Valid(checked) = store.check_channel(&ch.id, CHANNEL_TOKEN).await.unwrap()
+    else {
+        panic!("the token matches");
+    };
+    assert_eq!(checked.last_message, Some(i64::MAX));
+
+    // A channel created with a number keeps counting from there.
+    let numbered = ChannelRecord {
+        last_message: Some(10),
+        ..channel(
+            "check_channel_messages-numbered",
+            &calendar.id,
+            at(300_000, 0),
+        )
+    };
+    store.put_channel(&numbered, CHANNEL_TOKEN).await.unwrap();
+    assert!(!store.note_channel_message(&numbered.id, 10).await.unwrap());
+    assert!(store.note_channel_message(&numbered.id, 11).await.unwrap());
+
+    let err = store
+        .note_channel_message("check_channel_messages-none", 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                what: "channel",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+pub async fn check_calendar_polls(store: &dyn Store) {
+    // Alice chose her preferences and has two calendars, one watched by two
+    // channels; Bob never chose and needs to reconnect.
+    let (alice, alice_account, watched) = calendar_for(store, "check_calendar_polls-a").await;
+    let quiet = store
+        .upsert_calendar(&NewCalendar {
+            account: alice_account.id.clone(),
+            remote_id: "quiet".to_owned(),
+            name: "Quiet".to_owned(),
+            time_zone: None,
+        })
+        .await
+        .unwrap();
+    let (bob, bob_account, bobs) = calendar_for(store, "check_calendar_polls-b").await;
+
+    let mine = |polls: Vec<CalendarPoll>| -> Vec<CalendarPoll> {
+        polls
+            .into_iter()
+            .filter(|p| [&watched.id, &quiet.id, &bobs.id].contains(&&p.calendar))
+            .collect()
+    };
+    let expected = |calendar: &Calendar,
+                    account: &Account,
+                    user: &UserId,
+                    prefs: Preferences,
+                    last_sync_at,
+                    channel_expires| CalendarPoll {
+        calendar: calendar.id.clone(),
+        account: account.id.clone(),
+        user: user.clone(),
+        account_status: AccountStatus::Ok,
+        last_sync_at,
+        auto_sync: prefs.auto_sync,
+        interval_minutes: prefs.interval_minutes,
+        channel_expires,
+    };
+
+    // Nothing set yet: defaults, never synced, no channel.
+    let defaults = Preferences::default();
+    assert_eq!(
+        mine(store.calendar_polls().await.unwrap()),
+        vec![
+            expected(&watched, &alice_account, &alice, defaults, None, None),
+            expected(&quiet, &alice_account, &alice, defaults, None, None),
+            expected(&bobs, &bob_account, &bob, defaults, None, None),
+        ]
+    );
+
+    // Preferences, a pull, channels and a status change all show.
+    let prefs = Preferences {
+        auto_sync: false,
+        interval_minutes: 45,
+    };
+    store.set_preferences(&alice, &prefs).await.unwrap();
+    store
+        .apply_pull(
+            &watched.id,
+            &PullBatch {
+                cursor: Some("c".to_owned()),
+                synced_at: at(500, 7),
+                ..PullBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    for (id, expires) in [
+        ("check_calendar_polls-1", at(1_000_000, 0)),
+        ("check_calendar_polls-2", at(1_003_600, 5)),
+        ("check_calendar_polls-3", at(1_001_800, 0)),
+    ] {
+        store
+            .put_channel(&channel(id, &watched.id, expires), CHANNEL_TOKEN)
+            .await
+            .unwrap();
+    }
+    store
+        .set_account_status(
+            &bob_account.id,
+            AccountStatus::NeedsReauth,
+            Some("invalid_grant"),
+        )
+        .await
+        .unwrap();
+    let polls = mine(store.calendar_polls().await.unwrap());
+    let mut bob_row = expected(&bobs, &bob_account, &bob, defaults, None, None);
+    bob_row.account_status = AccountStatus::NeedsReauth;
+    assert_eq!(
+        polls,
+        vec![
+            expected(
+                &watched,
+                &alice_account,
+                &alice,
+                prefs,
+                Some(at(500, 7)),
+                Some(at(1_003_600, 5))
+            ),
+            expected(&quiet, &alice_account, &alice, prefs, None, None),
+            bob_row,
+        ]
+    );
+
+    // Every calendar of every user has exactly one row, in id order.
+    let all = store.calendar_polls().await.unwrap();
+    let ids: Vec<i64> = all
+        .iter()
+        .map(|p| p.calendar.as_str().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    // The latest channel going leaves the next latest.
+    store
+        .delete_channel("check_calendar_polls-2")
+        .await
+        .unwrap();
+    let polls = mine(store.calendar_polls().await.unwrap());
+    assert_eq!(polls[0].channel_expires, Some(at(1_001_800, 0)));
+}
+
+pub async fn check_ready(store: &dyn Store) {
+    store.ready().await.unwrap();
+}
+
+/// Statements that add 100 000 calendars in bulk (10 000 users with one
+/// account of 10 calendars each; every third user has preferences, every
+/// fourth calendar a channel), the same text for SQLite and PostgreSQL.
+pub const BULK_100K_CALENDARS: &[&str] = &[
+    "INSERT INTO users (name, created_at) \
+     WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999) \
+     SELECT 'bulk-' || i, '2025-01-01T00:00:00.000000000Z' FROM n",
+    "INSERT INTO accounts (user_id, provider, email, client_id, status, secret, key_id, \
+     created_at) \
+     SELECT id, 'google', name || '@example.com', 'client', \
+     CASE WHEN id % 50 = 0 THEN 'needs_reauth' ELSE 'ok' END, 'v1:x', 'k', \
+     '2025-01-01T00:00:00.000000000Z' FROM users WHERE name LIKE 'bulk-%'",
+    "INSERT INTO calendars (account_id, remote_id, name) \
+     WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9) \
+     SELECT a.id, 'cal-' || n.i, 'Calendar ' || n.i \
+     FROM accounts a CROSS JOIN n WHERE a.email LIKE 'bulk-%'",
+    "UPDATE calendars SET last_sync_at = '2025-01-01T00:00:00.000000000Z' \
+     WHERE remote_id LIKE 'cal-%' AND id % 2 = 0",
+    "INSERT INTO preferences (user_id, auto_sync, interval_minutes) \
+     SELECT id, id % 2 = 0, 30 FROM users WHERE name LIKE 'bulk-%' AND id % 3 = 0",
+    "INSERT INTO channels (id, calendar_id, provider, resource_id, token_sha256, expiration, \
+     created_at) \
+     SELECT 'bulk-' || c.id, c.id, 'google', 'r', 'x', '2025-01-08T00:00:00.000000000Z', \
+     '2025-01-01T00:00:00.000000000Z' \
+     FROM calendars c JOIN accounts a ON a.id = c.account_id \
+     WHERE a.email LIKE 'bulk-%' AND c.id % 4 = 0",
+];
+
+/// Not a benchmark: prints how long `calendar_polls` takes over the
+/// calendars [`BULK_100K_CALENDARS`] added (never asserted); checks the
+/// rows.
+pub async fn time_calendar_polls_100k(store: &dyn Store, label: &str) {
+    let bulk = |p: &CalendarPoll| p.interval_minutes == 30 || p.channel_expires.is_some();
+    let mut times = Vec::new();
+    let mut polls = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        polls = store.calendar_polls().await.unwrap();
+        times.push(t.elapsed());
+    }
+    assert!(polls.len() >= 100_000, "{}", polls.len());
+    assert!(polls.iter().filter(|p| bulk(p)).count() > 30_000);
+    assert!(
+        polls
+            .iter()
+            .any(|p| p.account_status == AccountStatus::NeedsReauth)
+    );
+    assert!(polls.iter().any(|p| !p.auto_sync));
+    let t = Instant::now();
+    let expiring = store.channels_expiring(at(8 * 86_400, 0)).await.unwrap();
+    let expiring_time = t.elapsed();
+    assert!(expiring.len() >= 25_000, "{}", expiring.len());
+    eprintln!(
+        "calendar_polls over {} calendars on {label}: {:?} (runs: {times:?}); \
+         channels_expiring over {} channels: {expiring_time:?}",
+        polls.len(),
+        times.iter().min().unwrap(),
+        expiring.len()
     );
 }
