@@ -62,6 +62,7 @@ mod clock;
 mod error;
 mod postgres;
 pub mod schedule;
+pub mod scheduler;
 mod sql;
 mod sqlite;
 mod types;

@@ -77,6 +77,24 @@ pub struct BusyConfig {
     /// Days after now covered.
     #[serde(default = "one_eighty")]
     pub window_future_days: i64,
+    /// Also run at these times (besides after every change the pulls see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<RuleSchedule>,
+}
+
+/// A rule's cron schedule, read by the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSchedule {
+    /// Five-field cron pattern, e.g. `30 3 * * *`.
+    pub cron: String,
+    /// IANA zone the pattern is read in.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
 }
 
 fn default_title() -> String {
@@ -102,6 +120,7 @@ impl BusyConfig {
             include_tentative: true,
             window_past_days: 1,
             window_future_days: 180,
+            schedule: None,
         }
     }
 

@@ -74,9 +74,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run workers and the scheduler until SIGTERM: pulls calendars as they
+    /// fall due, reconciles rules, runs cron schedules.
+    Worker {
+        /// Workers in this process.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds between scheduler ticks.
+        #[arg(long, default_value_t = 30)]
+        tick_seconds: u64,
+    },
+    /// The job queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Accounts and calendars with their last sync, next due time, last
+    /// error and channel expiry; the queue's counts by state and its oldest
+    /// pending job.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a provider emulator (for tests, benchmarks and trying calmesh).
     #[command(subcommand)]
     Emulate(EmulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Recent jobs, newest first.
+    List {
+        /// Only jobs in this state: pending, running, done, dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead job back in the queue.
+    Retry {
+        /// Job id.
+        id: String,
+    },
+    /// Delete dead jobs.
+    Purge {
+        /// Required: only dead jobs are purged.
+        #[arg(long, required = true)]
+        dead: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +247,13 @@ enum AddRule {
         /// Days ahead of now to cover.
         #[arg(long, default_value_t = 180)]
         window_future_days: i64,
+        /// Also reconcile on this cron schedule (with `calmesh worker` or
+        /// `serve`), e.g. "30 3 * * *".
+        #[arg(long)]
+        cron: Option<String>,
+        /// The zone the cron pattern is read in (IANA name).
+        #[arg(long, default_value = "UTC", requires = "cron")]
+        cron_time_zone: String,
     },
 }
 
@@ -267,9 +322,45 @@ async fn run_async(
             .await
             .map(|()| ExitCode::SUCCESS);
     }
+    match command {
+        Command::Worker {
+            workers,
+            tick_seconds,
+        } => {
+            crate::service::worker(
+                &database,
+                key_file.as_deref(),
+                workers.unwrap_or_else(crate::service::default_workers),
+                std::time::Duration::from_secs(tick_seconds.max(1)),
+            )
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Jobs(jobs) => {
+            let backend = crate::service::open(&database, key_file.as_deref()).await?;
+            match jobs {
+                JobsCommand::List { state, limit, json } => {
+                    crate::service::jobs_list(&backend, state.as_deref(), limit, json).await?
+                }
+                JobsCommand::Retry { id } => crate::service::jobs_retry(&backend, &id).await?,
+                JobsCommand::Purge { .. } => crate::service::jobs_purge_dead(&backend).await?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Status { json } => {
+            let backend = crate::service::open(&database, key_file.as_deref()).await?;
+            crate::service::status(&backend, json).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let store = sync_cmd::open_store(&database, key_file.as_deref()).await?;
     match command {
-        Command::Ical(_) | Command::Emulate(_) => Ok(ExitCode::SUCCESS),
+        Command::Ical(_)
+        | Command::Emulate(_)
+        | Command::Worker { .. }
+        | Command::Jobs(_)
+        | Command::Status { .. } => Ok(ExitCode::SUCCESS),
         Command::Accounts(AccountsCommand::Add(AddAccount::Google {
             email,
             refresh_token,
@@ -347,13 +438,22 @@ async fn run_async(
             skip_tentative,
             window_past_days,
             window_future_days,
+            cron,
+            cron_time_zone,
         })) => {
+            if let Some(pattern) = &cron {
+                calmesh_jobs::schedule::CronSchedule::parse(pattern, &cron_time_zone)?;
+            }
             let config = calmesh_sync::BusyConfig {
                 title,
                 include_all_day,
                 include_tentative: !skip_tentative,
                 window_past_days,
                 window_future_days,
+                schedule: cron.map(|cron| calmesh_sync::RuleSchedule {
+                    cron,
+                    time_zone: cron_time_zone,
+                }),
                 ..calmesh_sync::BusyConfig::new(Vec::new())
             };
             sync_cmd::add_busy_rule(store, &name, &calendars, config)

@@ -4,6 +4,7 @@ mod cli;
 mod connect;
 mod emulate;
 mod ical_cmd;
+mod service;
 mod sync_cmd;
 
 use std::process::ExitCode;

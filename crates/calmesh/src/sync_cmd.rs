@@ -17,12 +17,9 @@ use calmesh_sync::{
 /// The user the CLI acts for until multi-user arrives with the server.
 pub const DEFAULT_USER: &str = "default";
 
-/// Opens the store named by `--database`, with the secret key from
-/// `CALMESH_SECRET_KEY` or the key file.
-pub async fn open_store(
-    database: &str,
-    key_file: Option<&std::path::Path>,
-) -> Result<Arc<dyn Store>> {
+/// The secret key: `CALMESH_SECRET_KEY`, else the key file (generated on
+/// first use, with a message).
+pub fn load_key(database: &str, key_file: Option<&std::path::Path>) -> Result<SecretKey> {
     let source = match std::env::var("CALMESH_SECRET_KEY") {
         Ok(value) if !value.trim().is_empty() => KeySource::Env(value),
         _ => KeySource::File(
@@ -35,6 +32,16 @@ pub async fn open_store(
     if let Some(message) = message {
         eprintln!("calmesh: {message}");
     }
+    Ok(key)
+}
+
+/// Opens the store named by `--database`, with the secret key from
+/// `CALMESH_SECRET_KEY` or the key file.
+pub async fn open_store(
+    database: &str,
+    key_file: Option<&std::path::Path>,
+) -> Result<Arc<dyn Store>> {
+    let key = load_key(database, key_file)?;
     calmesh_store::open_store(database, key)
         .await
         .with_context(|| format!("opening the database {database}"))

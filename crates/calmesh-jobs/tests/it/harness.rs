@@ -73,6 +73,14 @@ impl Harness {
         }
     }
 
+    /// The store the queue shares its database with.
+    pub fn store(&self) -> &dyn calmesh_store::Store {
+        match &self.db {
+            Db::Sqlite(store, _) => store,
+            Db::Postgres(store, _) => store,
+        }
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: std::time::Duration) {
         self.clock.advance(by);

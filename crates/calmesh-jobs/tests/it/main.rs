@@ -54,4 +54,5 @@ on_every_backend!(
     cleanup_keeps_recent_history,
     throughput,
     a_fire_time_is_enqueued_once,
+    scheduler_tick,
 );

@@ -864,3 +864,121 @@ pub async fn a_fire_time_is_enqueued_once(h: &Harness) {
             .is_some()
     );
 }
+
+/// The scheduler tick over a real store: due calendars are pulled, a cron
+/// rule fires once at its time in its zone, renewal and cleanup once per
+/// hour and day; ticks repeated (or run by another process) add nothing.
+pub async fn scheduler_tick(h: &Harness) {
+    use calmesh_jobs::scheduler::{SchedulerConfig, tick};
+    use calmesh_store::{Credentials, NewAccount, NewCalendar, NewRule, PullBatch};
+    let store = h.store();
+    let q = &*h.queue;
+    // 03:30:20 in Chicago (CST, UTC-6) on the harness's day.
+    let now: chrono::DateTime<chrono::Utc> = "2026-03-01T09:30:20Z".parse().unwrap();
+    h.clock.set(now);
+    let user = store.ensure_user("sched").await.unwrap();
+    let account = store
+        .upsert_account(&NewAccount {
+            user: user.clone(),
+            provider: "google".into(),
+            email: "s@example.com".into(),
+            client_id: "c".into(),
+            api_base: None,
+            token_url: None,
+            credentials: Credentials {
+                refresh_token: "r".into(),
+                client_secret: "s".into(),
+            },
+        })
+        .await
+        .unwrap();
+    let mut cals = Vec::new();
+    for name in ["stale", "fresh", "never"] {
+        cals.push(
+            store
+                .upsert_calendar(&NewCalendar {
+                    account: account.id.clone(),
+                    remote_id: format!("{name}@example.com"),
+                    name: name.into(),
+                    time_zone: None,
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    for (cal, ago) in [(&cals[0], 20), (&cals[1], 5)] {
+        store
+            .apply_pull(
+                &cal.id,
+                &PullBatch {
+                    full: true,
+                    cursor: Some("t".into()),
+                    synced_at: now - chrono::Duration::minutes(ago),
+                    ..PullBatch::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .add_rule(&NewRule {
+            user: user.clone(),
+            name: "nightly".into(),
+            kind: "busy".into(),
+            config: json!({"calendars": [], "schedule": {"cron": "30 3 * * *", "time_zone": "America/Chicago"}}),
+        })
+        .await
+        .unwrap();
+    let config = SchedulerConfig::default();
+    let first = tick(store, q, &config, now).await.unwrap();
+    assert_eq!(
+        (first.calendars, first.pulls, first.rules),
+        (3, 2, 1),
+        "{first:?}"
+    );
+    assert!(first.renewal && first.cleanup);
+    // Another process ticks at the same moment: nothing new.
+    let other = h.with_config(QueueConfig::default()).await;
+    let again = tick(store, &*other, &config, now).await.unwrap();
+    assert_eq!(
+        (again.pulls, again.rules, again.renewal, again.cleanup),
+        (0, 0, false, false)
+    );
+    let pending = q.list(Some(JobState::Pending), 100).await.unwrap();
+    let mut keys: Vec<&str> = pending.iter().map(|j| j.key.as_str()).collect();
+    keys.sort();
+    let stale = format!("pull:{}", cals[0].id);
+    let never = format!("pull:{}", cals[2].id);
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(keys.contains(&"cleanup") && keys.contains(&"renew_channels"));
+    assert!(keys.contains(&stale.as_str()) && keys.contains(&never.as_str()));
+    // Eleven minutes later (no worker ran) the fresh calendar is due too,
+    // and the other two are asked for again (still never pulled, or
+    // overdue by more than an interval); they coalesce with their pending
+    // jobs. The cron rule does not fire again.
+    let later = now + chrono::Duration::minutes(11);
+    h.clock.set(later);
+    let third = tick(store, q, &config, later).await.unwrap();
+    assert_eq!((third.pulls, third.rules), (3, 0), "{third:?}");
+    let pulls = q
+        .list(Some(JobState::Pending), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == PullCalendar)
+        .count();
+    assert_eq!(pulls, 3, "one pending pull per calendar");
+    // A bad schedule is reported, not fatal.
+    store
+        .add_rule(&NewRule {
+            user,
+            name: "broken".into(),
+            kind: "busy".into(),
+            config: json!({"calendars": [], "schedule": {"cron": "99 * * * *", "time_zone": "UTC"}}),
+        })
+        .await
+        .unwrap();
+    let fourth = tick(store, q, &config, later).await.unwrap();
+    assert_eq!(fourth.bad_schedules.len(), 1);
+    assert_eq!(fourth.bad_schedules[0].0, "broken");
+}

@@ -1,0 +1,103 @@
+//! `calmesh worker`: the scheduler pulls never-synced calendars, pull jobs
+//! trigger rule runs, blocks converge, SIGTERM stops it cleanly; `status`
+//! and `jobs` show the result.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Calmesh, Emu, assert_converged, at, is_block};
+use serde_json::{Value, json};
+
+const ALL: [&str; 3] = ["ann@example.com", "bob@example.com", "cat@example.com"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
+    let mut emu = Emu::start().await;
+    for e in ALL {
+        emu.add_account(e).await;
+    }
+    let cm = Calmesh::new();
+    cm.add_accounts(&emu, &ALL);
+    cm.add_busy_rule("work", &ALL);
+    for (i, email) in (2i64..).zip(ALL) {
+        emu.insert(
+            email,
+            json!({"summary": "x", "start": {"dateTime": at(i, 9)},
+            "end": {"dateTime": at(i, 10)}}),
+        )
+        .await;
+    }
+    let mut child = cm
+        .command(&["worker", "--workers", "2", "--tick-seconds", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let mut blocks = 0;
+        for e in ALL {
+            blocks += emu
+                .instances(e)
+                .await
+                .iter()
+                .filter(|x| is_block(x))
+                .count();
+        }
+        if blocks == 6 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no convergence: {blocks} blocks"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_converged(&emu, &ALL).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not stop within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+
+    let status: Value = serde_json::from_str(&cm.ok(&["status", "--json"])).unwrap();
+    for account in status["accounts"].as_array().unwrap() {
+        assert_eq!(account["status"], "ok");
+        assert!(
+            account["calendars"][0]["last_sync_at"].is_string(),
+            "{status:#}"
+        );
+    }
+    assert!(
+        status["queue"]["by_state"]["done"].as_u64().unwrap() >= 4,
+        "{status:#}"
+    );
+    let jobs: Value =
+        serde_json::from_str(&cm.ok(&["jobs", "list", "--state", "done", "--json"])).unwrap();
+    let kinds: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"pull_calendar") && kinds.contains(&"reconcile_rule"),
+        "{kinds:?}"
+    );
+}
