@@ -18,7 +18,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{Server, burst, watched_calendar};
+use common::{Server, burst, one_at_a_time, watched_calendar};
 
 /// Options from the command line.
 struct Options {
@@ -85,6 +85,19 @@ async fn run(server: Server, options: &Options) {
         options.calendars,
         options.in_flight,
         result.failed
+    );
+    let single = one_at_a_time(
+        &server.client,
+        &server.base,
+        &watches[0],
+        1_000,
+        options.notifications as i64 + 10,
+    )
+    .await;
+    println!(
+        "{} (one at a time, {} not 200)",
+        single.summary(server.backend()),
+        single.failed
     );
     let pending = server.pending_pulls().await;
     assert_eq!(

@@ -8,7 +8,7 @@
 mod common;
 
 use calmesh_jobs::{JobKind, JobQueue, JobState};
-use common::{Delivery, Server, burst, watched_calendar};
+use common::{Delivery, Server, burst, one_at_a_time, watched_calendar};
 use serde_json::json;
 
 /// Runs each check on a fresh SQLite server and a fresh PostgreSQL one.
@@ -348,7 +348,7 @@ async fn a_burst_coalesces_into_one_pull_per_calendar(server: &Server) {
         watches.push(watched_calendar(server.store.as_ref(), &format!("burst-{i}")).await);
     }
     let result = burst(&server.client, &server.base, &watches, 10_000, 32).await;
-    eprintln!("{}", result.summary(server.backend()));
+    eprintln!("{}, 32 in flight", result.summary(server.backend()));
     assert_eq!(result.failed, 0);
     assert_eq!(server.pending_pulls().await, 10);
     assert_eq!(server.all_jobs().await, 10);
@@ -372,4 +372,11 @@ async fn a_burst_coalesces_into_one_pull_per_calendar(server: &Server) {
         let channel = server.store.channel(&w.channel.id).await.unwrap().unwrap();
         assert_eq!(channel.last_message, Some(10_000 / 10 - 1 + 2));
     }
+
+    // One at a time: what a single delivery costs (all coalesced into the
+    // pending pull).
+    let single = one_at_a_time(&server.client, &server.base, &watches[0], 200, 20_000).await;
+    eprintln!("{}, one at a time", single.summary(server.backend()));
+    assert_eq!(single.failed, 0);
+    assert_eq!(server.all_jobs().await, 10);
 }

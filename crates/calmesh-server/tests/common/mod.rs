@@ -391,3 +391,34 @@ pub async fn burst(
         failed,
     }
 }
+
+/// Sends `total` change notifications one at a time (each waits for the
+/// previous answer) to the first watched calendar, with message numbers
+/// from `first_number` up: the latency of one delivery on an idle server.
+pub async fn one_at_a_time(
+    client: &reqwest::Client,
+    base: &str,
+    watch: &Watch,
+    total: usize,
+    first_number: i64,
+) -> Burst {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(total);
+    let mut failed = 0;
+    for i in 0..total {
+        let delivery = Delivery::change(watch, first_number + i as i64);
+        let t = Instant::now();
+        if deliver(client, base, &delivery).await != 200 {
+            failed += 1;
+        }
+        latencies.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Burst {
+        notifications: total,
+        elapsed,
+        latencies,
+        failed,
+    }
+}
