@@ -47,6 +47,7 @@ on_both! {
     a_change_enqueues_exactly_one_pending_pull,
     replayed_and_out_of_order_messages,
     a_burst_coalesces_into_one_pull_per_calendar,
+    a_database_outage_answers_503_so_google_retries,
 }
 
 async fn healthz(server: &Server) {
@@ -379,4 +380,13 @@ async fn a_burst_coalesces_into_one_pull_per_calendar(server: &Server) {
     eprintln!("{}, one at a time", single.summary(server.backend()));
     assert_eq!(single.failed, 0);
     assert_eq!(server.all_jobs().await, 10);
+}
+
+async fn a_database_outage_answers_503_so_google_retries(server: &Server) {
+    let watch = watched_calendar(server.store.as_ref(), "outage").await;
+    server.close_pool().await;
+    assert_eq!(server.deliver(&Delivery::change(&watch, 2)).await, 503);
+    let (status, body) = server.get("/metrics").await;
+    assert_eq!(status, 200, "a scrape still answers");
+    assert!(!body.contains("calmesh_jobs{"), "{body}");
 }
