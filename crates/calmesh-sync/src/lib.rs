@@ -3,6 +3,7 @@
 //! soon as its write succeeds, so a crash resumes where it stopped), and
 //! record a run report.
 
+mod channels;
 mod entry;
 mod report;
 pub mod worker;
@@ -25,6 +26,7 @@ use chrono::{Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+pub use channels::{ChannelReport, ChannelSettings};
 pub use entry::{event_ics, to_cached, to_plan};
 pub use report::{ItemError, PlannedOp, PullReport, RuleReport, SyncReport};
 

@@ -8,9 +8,12 @@
 //! - `reconcile_rule {"rule": ID, "pull": bool}`: plan and apply one rule on
 //!   the cached state (pulling its calendars first only when `pull` is set:
 //!   cron-scheduled runs).
-//! - `cleanup`: delete finished jobs older than a week.
-//! - `renew_channels`: handled once push channels are stored (see the
-//!   server issue); until then it completes at once.
+//!   After a successful pull, the calendar gets a push channel when calmesh
+//!   has a public URL and the calendar has none that lives on.
+//! - `cleanup`: delete finished jobs older than a week, runs older than 30
+//!   days and expired channels.
+//! - `renew_channels`: replace channels expiring within 12 hours (new
+//!   channel first, then the old one is stopped).
 //!
 //! A provider error that concerns one run (rate limits, 5xx after retries)
 //! fails the job, which the queue retries with backoff (honouring a
@@ -26,7 +29,7 @@ use calmesh_store::StoreError;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::{Engine, ProviderSettings, SyncRequest, rule_calendars};
+use crate::{ChannelSettings, Engine, ProviderSettings, SyncRequest, rule_calendars};
 
 /// How a worker claims and holds jobs.
 #[derive(Debug, Clone)]
@@ -40,6 +43,8 @@ pub struct WorkerConfig {
     /// How long a job in hand may run on after shutdown is asked before it
     /// is released for another worker.
     pub shutdown_grace: Duration,
+    /// Push channels.
+    pub channels: ChannelSettings,
 }
 
 impl WorkerConfig {
@@ -51,6 +56,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(300),
             idle_wait: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(20),
+            channels: ChannelSettings::default(),
         }
     }
 }
@@ -112,7 +118,7 @@ async fn run_claimed(
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let started = std::time::Instant::now();
-    let work = run_job(engine, queue, &job);
+    let work = run_job(engine, queue, &config.channels, &job);
     tokio::pin!(work);
     let mut beat = tokio::time::interval(config.lease / 3);
     beat.tick().await;
@@ -181,7 +187,12 @@ fn payload_id(job: &Job, field: &str) -> Result<String, JobFailure> {
     }
 }
 
-async fn run_job(engine: &Engine, queue: &dyn JobQueue, job: &Job) -> Result<(), JobFailure> {
+async fn run_job(
+    engine: &Engine,
+    queue: &dyn JobQueue,
+    channels: &ChannelSettings,
+    job: &Job,
+) -> Result<(), JobFailure> {
     engine.new_run();
     let store = engine.store().clone();
     match job.kind {
@@ -196,6 +207,17 @@ async fn run_job(engine: &Engine, queue: &dyn JobQueue, job: &Job) -> Result<(),
                         message: format!("pull of {}: {error}", report.calendar),
                         retry_after: None,
                     });
+                }
+            }
+            // Watch the calendar once it has been pulled (push needs a
+            // cursor to pull from); failures are logged, polling goes on.
+            let pulled = store.calendar(&id).await?;
+            if pulled.cursor.is_some() {
+                let made = engine
+                    .ensure_channel(&pulled, channels, queue.now())
+                    .await?;
+                for error in made.errors {
+                    tracing::warn!(calendar = %id, "push channel: {error}");
                 }
             }
             let changed =
@@ -237,11 +259,21 @@ async fn run_job(engine: &Engine, queue: &dyn JobQueue, job: &Job) -> Result<(),
             Ok(())
         }
         JobKind::Cleanup => {
-            let week = chrono::Duration::days(7);
-            queue.cleanup(queue.now() - week).await?;
+            let now = queue.now();
+            queue.cleanup(now - chrono::Duration::days(7)).await?;
+            store
+                .delete_runs_before(now - chrono::Duration::days(30))
+                .await?;
+            store.delete_expired_channels(now).await?;
             Ok(())
         }
-        JobKind::RenewChannels => Ok(()),
+        JobKind::RenewChannels => {
+            let report = engine.renew_channels(channels, queue.now()).await?;
+            for error in &report.errors {
+                tracing::warn!("channel renewal: {error}");
+            }
+            Ok(())
+        }
         other => Err(JobFailure::Payload(format!(
             "this build cannot run {} jobs",
             other.name()
@@ -255,6 +287,7 @@ pub fn spawn_workers(
     store: Arc<dyn calmesh_store::Store>,
     queue: Arc<dyn JobQueue>,
     settings: ProviderSettings,
+    channels: ChannelSettings,
     n: usize,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -262,12 +295,11 @@ pub fn spawn_workers(
         .map(|i| {
             // One engine per worker: an engine's run state is per job.
             let engine = Arc::new(Engine::new(store.clone(), settings));
-            tokio::spawn(run_worker(
-                engine,
-                queue.clone(),
-                WorkerConfig::numbered(i),
-                shutdown.clone(),
-            ))
+            let config = WorkerConfig {
+                channels: channels.clone(),
+                ..WorkerConfig::numbered(i)
+            };
+            tokio::spawn(run_worker(engine, queue.clone(), config, shutdown.clone()))
         })
         .collect()
 }

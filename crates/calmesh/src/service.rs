@@ -118,6 +118,7 @@ pub async fn worker(
         backend.store.clone(),
         backend.queue.clone(),
         sync_cmd::provider_settings(),
+        channel_settings(),
         workers,
         shutdown.clone(),
     );
@@ -137,6 +138,17 @@ pub async fn worker(
     let _ = scheduler.await;
     eprintln!("calmesh worker: stopped");
     Ok(())
+}
+
+/// Push channel settings: `CALMESH_PUBLIC_URL` is where providers reach
+/// calmesh's webhooks (unset: no push, polling only).
+pub fn channel_settings() -> calmesh_sync::ChannelSettings {
+    calmesh_sync::ChannelSettings {
+        public_url: std::env::var("CALMESH_PUBLIC_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty()),
+        ..calmesh_sync::ChannelSettings::default()
+    }
 }
 
 /// A database URL without its password.

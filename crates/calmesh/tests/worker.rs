@@ -30,8 +30,27 @@ async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
         )
         .await;
     }
+    // A stand-in for calmesh's public URL: counts Google's deliveries.
+    let (tx, mut deliveries) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/webhooks/google",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let tx = tx.clone();
+            async move {
+                let state = headers
+                    .get("x-goog-resource-state")
+                    .and_then(|v| v.to_str().ok());
+                let _ = tx.send(state.unwrap_or("").to_owned());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let mut child = cm
         .command(&["worker", "--workers", "2", "--tick-seconds", "1"])
+        .env("CALMESH_PUBLIC_URL", &public)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -57,6 +76,31 @@ async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_converged(&emu, &ALL).await;
+    // Each calendar is watched once it was pulled: three channels, each
+    // announced with a sync message.
+    let started = Instant::now();
+    let channels = loop {
+        let listed = emu.control("GET", "channels", Value::Null).await;
+        let channels = listed["channels"].as_array().unwrap().clone();
+        if channels.len() == 3 || started.elapsed() > Duration::from_secs(20) {
+            break channels;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(channels.len(), 3, "{channels:#?}");
+    for c in &channels {
+        assert_eq!(c["address"], format!("{public}/webhooks/google"));
+    }
+    let mut syncs = 0;
+    while syncs < 3 {
+        let state = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if state == "sync" {
+            syncs += 1;
+        }
+    }
 
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
