@@ -74,6 +74,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the HTTP server (health, readiness, metrics, push webhooks), the
+    /// scheduler and workers until SIGTERM. The first line on stdout is the
+    /// server's URL.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Run no workers here (API and webhook nodes; `calmesh worker`
+        /// processes do the work).
+        #[arg(long, conflicts_with = "workers")]
+        no_workers: bool,
+        /// Workers in this process (default: one per core, at least two).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds between scheduler ticks.
+        #[arg(long, default_value_t = 30)]
+        tick_seconds: u64,
+    },
     /// Run workers and the scheduler until SIGTERM: pulls calendars as they
     /// fall due, reconciles rules, runs cron schedules.
     Worker {
@@ -323,6 +341,27 @@ async fn run_async(
             .map(|()| ExitCode::SUCCESS);
     }
     match command {
+        Command::Serve {
+            listen,
+            no_workers,
+            workers,
+            tick_seconds,
+        } => {
+            let workers = if no_workers {
+                0
+            } else {
+                workers.unwrap_or_else(crate::service::default_workers)
+            };
+            crate::service::serve(
+                &database,
+                key_file.as_deref(),
+                listen,
+                workers,
+                std::time::Duration::from_secs(tick_seconds.max(1)),
+            )
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Worker {
             workers,
             tick_seconds,
@@ -359,6 +398,7 @@ async fn run_async(
         Command::Ical(_)
         | Command::Emulate(_)
         | Command::Worker { .. }
+        | Command::Serve { .. }
         | Command::Jobs(_)
         | Command::Status { .. } => Ok(ExitCode::SUCCESS),
         Command::Accounts(AccountsCommand::Add(AddAccount::Google {

@@ -310,3 +310,67 @@ pub async fn status(backend: &Backend, json: bool) -> Result<()> {
     );
     Ok(())
 }
+
+/// `calmesh serve`: the HTTP server (health, readiness, metrics, webhooks),
+/// the scheduler and, unless `workers` is 0, workers; until SIGTERM.
+pub async fn serve(
+    database: &str,
+    key_file: Option<&std::path::Path>,
+    listen: std::net::SocketAddr,
+    workers: usize,
+    tick_every: Duration,
+) -> Result<()> {
+    let backend = open(database, key_file).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = listener.local_addr()?;
+    // Where providers deliver push notifications: CALMESH_PUBLIC_URL, else
+    // this server's own address (right for the emulator and for a provider
+    // on the same host; behind a proxy, set CALMESH_PUBLIC_URL).
+    let mut channels = channel_settings();
+    if channels.public_url.is_none() {
+        channels.public_url = Some(format!("http://{bound}"));
+    }
+    println!("http://{bound}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let shutdown = shutdown_signal()?;
+    let state = calmesh_server::AppState {
+        store: backend.store.clone(),
+        queue: backend.queue.clone(),
+        metrics: calmesh_server::install_metrics(),
+    };
+    let mut stop = shutdown.clone();
+    let server = tokio::spawn(calmesh_server::serve(listener, state, async move {
+        let _ = stop.wait_for(|down| *down).await;
+    }));
+    let handles = calmesh_sync::worker::spawn_workers(
+        backend.store.clone(),
+        backend.queue.clone(),
+        sync_cmd::provider_settings(),
+        channels.clone(),
+        workers,
+        shutdown.clone(),
+    );
+    eprintln!(
+        "calmesh serve: http://{bound} ({workers} workers, scheduler on; webhooks at {}/webhooks/google)",
+        channels.public_url.as_deref().unwrap_or("")
+    );
+    let scheduler = tokio::spawn(scheduler_loop(
+        backend.store.clone(),
+        backend.queue.clone(),
+        tick_every,
+        shutdown,
+    ));
+    for handle in handles {
+        let _ = handle.await;
+    }
+    let _ = scheduler.await;
+    match server.await {
+        Ok(result) => result.context("the HTTP server failed")?,
+        Err(e) => bail!("the HTTP server task failed: {e}"),
+    }
+    eprintln!("calmesh serve: stopped");
+    Ok(())
+}

@@ -145,3 +145,127 @@ async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
         "{kinds:?}"
     );
 }
+
+async fn blocks(emu: &Emu) -> usize {
+    let mut n = 0;
+    for e in ALL {
+        n += emu
+            .instances(e)
+            .await
+            .iter()
+            .filter(|x| is_block(x))
+            .count();
+    }
+    n
+}
+
+async fn wait_for_blocks(emu: &Emu, want: usize, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let n = blocks(emu).await;
+        if n == want {
+            return;
+        }
+        assert!(started.elapsed() < within, "{n} blocks, want {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_follows_push_notifications_without_polling() {
+    use std::io::{BufRead, BufReader};
+    let mut emu = Emu::start().await;
+    for e in ALL {
+        emu.add_account(e).await;
+    }
+    let cm = Calmesh::new();
+    cm.add_accounts(&emu, &ALL);
+    cm.add_busy_rule("work", &ALL);
+    emu.insert(
+        ALL[0],
+        json!({"summary": "x", "start": {"dateTime": at(2, 9)}, "end": {"dateTime": at(2, 10)}}),
+    )
+    .await;
+    let mut child = cm
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--tick-seconds",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    wait_for_blocks(&emu, 2, Duration::from_secs(60)).await;
+    // Channels for the three calendars.
+    let started = Instant::now();
+    while emu.control("GET", "channels", Value::Null).await["channels"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 3
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no channels");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The owners' interval is 15 minutes: what follows can only come by push.
+    emu.insert(
+        ALL[1],
+        json!({"summary": "y", "start": {"dateTime": at(3, 9)}, "end": {"dateTime": at(3, 10)}}),
+    )
+    .await;
+    wait_for_blocks(&emu, 4, Duration::from_secs(30)).await;
+    assert_converged(&emu, &ALL).await;
+
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("calmesh_jobs{"), "{metrics}");
+    assert!(
+        metrics.contains("calmesh_webhook_deliveries_total"),
+        "{metrics}"
+    );
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
