@@ -274,13 +274,14 @@ impl<DB: Backend> SqlQueue<DB> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let job = match DB::fetch_optional(&mut tx, DB::LOCK_JOB, &[id.0.into()]).await? {
             Some(row) => job_from_row(&row)?,
-            None => return Err(JobError::NotFound(id)),
+            None => return Err(rolled_back(tx, JobError::NotFound(id)).await),
         };
         if job.state != JobState::Running || job.worker.as_deref() != Some(worker) {
-            return Err(JobError::LeaseLost {
+            let error = JobError::LeaseLost {
                 id,
                 worker: worker.to_owned(),
-            });
+            };
+            return Err(rolled_back(tx, error).await);
         }
         Ok((tx, job))
     }
@@ -341,14 +342,15 @@ impl<DB: Backend> SqlQueue<DB> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let job = match DB::fetch_optional(&mut tx, DB::LOCK_JOB, &[id.0.into()]).await? {
             Some(row) => job_from_row(&row)?,
-            None => return Err(JobError::NotFound(id)),
+            None => return Err(rolled_back(tx, JobError::NotFound(id)).await),
         };
         if job.state != JobState::Dead {
-            return Err(JobError::WrongState {
+            let error = JobError::WrongState {
                 id,
                 state: job.state,
                 expected: JobState::Dead,
-            });
+            };
+            return Err(rolled_back(tx, error).await);
         }
         let now = self.now();
         let (run_at, triggers) = match absorb_pending::<DB>(&mut tx, &job).await? {
@@ -417,6 +419,7 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
         .await?;
         if recorded == 0 {
             // Another process (or an earlier tick) enqueued this fire.
+            tx.rollback().await?;
             return Ok(None);
         }
         let args = [
@@ -558,6 +561,18 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
         // schedulers could both see the same fire time.
         self.execute(FORGET_FIRES, &[before.into()]).await?;
         self.execute(CLEANUP, &[before.into()]).await
+    }
+}
+
+/// Ends a transaction that found it has nothing to do, now: a transaction
+/// merely dropped is rolled back only when its connection is next used, and
+/// until then it keeps its row locks (PostgreSQL, where a claim's
+/// `SKIP LOCKED` would pass the job by) or the write lock (SQLite's
+/// `BEGIN IMMEDIATE`, where other writers would wait).
+async fn rolled_back<DB: Backend>(tx: sqlx::Transaction<'static, DB>, error: JobError) -> JobError {
+    match tx.rollback().await {
+        Ok(()) => error,
+        Err(e) => JobError::Database(e),
     }
 }
 
