@@ -1090,6 +1090,9 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .await?
             .is_none()
         {
+            // End it now: a dropped transaction is rolled back only when its
+            // connection is next used, holding SQLite's write lock till then.
+            tx.rollback().await?;
             return Err(StoreError::not_found("calendar", calendar));
         }
 
