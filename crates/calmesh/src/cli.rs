@@ -45,6 +45,12 @@ enum Command {
         /// Only this rule.
         #[arg(long)]
         rule: Option<String>,
+        /// Only rules that include this calendar (EMAIL:CALENDAR_ID).
+        #[arg(long)]
+        calendar: Option<String>,
+        /// Act for this user (default: `default`, the CLI's user).
+        #[arg(long, default_value = sync_cmd::DEFAULT_USER)]
+        user: String,
         /// Pull and print the plan; write nothing to any calendar.
         #[arg(long)]
         dry_run: bool,
@@ -505,19 +511,28 @@ async fn run_async(
             .map(|()| ExitCode::SUCCESS),
         Command::Sync {
             rule,
+            calendar,
+            user,
             dry_run,
             verbose,
             confirm_deletes,
             json,
         } => {
+            let calendar = match calendar {
+                Some(spec) => Some(sync_cmd::resolve_calendar(store.clone(), &spec).await?.id),
+                None => None,
+            };
             let request = calmesh_sync::SyncRequest {
                 rule,
                 dry_run,
                 confirm_deletes,
                 verbose,
+                calendar,
                 ..calmesh_sync::SyncRequest::default()
             };
-            sync_cmd::sync(store, request, json).await.map(status)
+            sync_cmd::sync(store, &user, request, json)
+                .await
+                .map(status)
         }
         Command::Reset {
             calendar,

@@ -279,8 +279,23 @@ pub async fn list_rules(store: Arc<dyn Store>, json: bool) -> Result<()> {
 }
 
 /// `calmesh sync`; returns whether every rule succeeded.
-pub async fn sync(store: Arc<dyn Store>, request: SyncRequest, json: bool) -> Result<bool> {
-    let user = user(store.as_ref()).await?;
+pub async fn sync(
+    store: Arc<dyn Store>,
+    user_name: &str,
+    request: SyncRequest,
+    json: bool,
+) -> Result<bool> {
+    let user = if user_name == DEFAULT_USER {
+        user(store.as_ref()).await?
+    } else {
+        store
+            .users()
+            .await?
+            .into_iter()
+            .find(|(_, name)| name == user_name)
+            .map(|(id, _)| id)
+            .ok_or_else(|| anyhow!("no user named {user_name:?}"))?
+    };
     let report = engine(store).sync(&user, &request).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -622,3 +622,27 @@ async fn the_same_group_syncs_on_postgresql() {
     assert_eq!(cm.sync()["rules"][0]["created"], 2);
     assert_converged(&emu, &ALL).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_by_calendar_runs_only_the_rules_that_include_it() {
+    let (emu, cm) = setup().await;
+    cm.add_busy_rule("pair", &[BOB, CAT]);
+    emu.insert(BOB, timed("b", at(2, 9), at(2, 10))).await;
+    let report: Value =
+        serde_json::from_str(&cm.ok(&["sync", "--calendar", &format!("{ANN}:primary"), "--json"]))
+            .unwrap();
+    let names: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["work"]);
+    let report: Value =
+        serde_json::from_str(&cm.ok(&["sync", "--calendar", &format!("{CAT}:primary"), "--json"]))
+            .unwrap();
+    assert_eq!(report["rules"].as_array().unwrap().len(), 2);
+    let out = cm.run(&["sync", "--user", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"nobody\""));
+}
