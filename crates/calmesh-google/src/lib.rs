@@ -142,6 +142,14 @@ fn json(response: &Response) -> Result<Value, ProviderError> {
         .map_err(|e| ProviderError::Decode(format!("Google's response is not JSON: {e}")))
 }
 
+/// The `items` of a listing page.
+fn items(page: &Value) -> impl Iterator<Item = &Value> {
+    page.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 fn entry(read: Read) -> Option<RemoteEntry> {
     Some(RemoteEntry {
         remote_id: read.id,
@@ -206,27 +214,12 @@ impl GoogleProvider {
         let mut page_token: Option<String> = None;
         let mut seen = 0usize;
         loop {
-            let response = self
-                .http
-                .send(|c| {
-                    let mut query: Vec<(&str, &str)> =
-                        vec![("maxResults", PAGE_SIZE), ("singleEvents", "false")];
-                    if let Some(cursor) = cursor {
-                        query.push(("syncToken", cursor));
-                    }
-                    if let Some(page) = &page_token {
-                        query.push(("pageToken", page));
-                    }
-                    c.get(&url).query(&query)
-                })
-                .await?;
-            let page = json(&response)?;
-            for item in page
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let mut query = vec![("maxResults", PAGE_SIZE), ("singleEvents", "false")];
+            if let Some(cursor) = cursor {
+                query.push(("syncToken", cursor));
+            }
+            let page = self.page(&url, &query, page_token.as_deref()).await?;
+            for item in items(&page) {
                 seen += 1;
                 match read_event(item) {
                     Ok(read) if read.event.is_none() => {
@@ -261,6 +254,26 @@ impl GoogleProvider {
         }
     }
 
+    /// One page of a listing: `query` plus the page token, read as JSON.
+    async fn page(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        page_token: Option<&str>,
+    ) -> Result<Value, ProviderError> {
+        let response = self
+            .http
+            .send(|c| {
+                let request = c.get(url).query(query);
+                match page_token {
+                    Some(page) => request.query(&[("pageToken", page)]),
+                    None => request,
+                }
+            })
+            .await?;
+        json(&response)
+    }
+
     fn written(&self, response: &Response) -> Result<Written, ProviderError> {
         let value = json(response)?;
         let read = read_event(&value).map_err(ProviderError::Decode)?;
@@ -281,23 +294,10 @@ impl Provider for GoogleProvider {
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
-            let response = self
-                .http
-                .send(|c| {
-                    let mut query = vec![("maxResults", "250")];
-                    if let Some(page) = &page_token {
-                        query.push(("pageToken", page));
-                    }
-                    c.get(&url).query(&query)
-                })
+            let page = self
+                .page(&url, &[("maxResults", "250")], page_token.as_deref())
                 .await?;
-            let page = json(&response)?;
-            for item in page
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for item in items(&page) {
                 let Some(id) = item.get("id").and_then(Value::as_str) else {
                     continue;
                 };

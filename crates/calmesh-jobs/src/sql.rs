@@ -703,39 +703,7 @@ pub trait Backend: Database<Row: Columns> + sealed::Sealed + Sync {
     ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
 }
 
-/// `execute`, `fetch_optional` and `fetch_all` of a [`Backend`] impl, over the
-/// impl's own `bind(query, args)`.
-macro_rules! backend_queries {
-    () => {
-        async fn execute(
-            conn: &mut Self::Connection,
-            sql: &'static str,
-            args: &[$crate::sql::Arg<'_>],
-        ) -> Result<u64, sqlx::Error> {
-            Ok(bind(sqlx::query(sql), args)
-                .execute(conn)
-                .await?
-                .rows_affected())
-        }
-
-        async fn fetch_optional(
-            conn: &mut Self::Connection,
-            sql: &'static str,
-            args: &[$crate::sql::Arg<'_>],
-        ) -> Result<Option<Self::Row>, sqlx::Error> {
-            bind(sqlx::query(sql), args).fetch_optional(conn).await
-        }
-
-        async fn fetch_all(
-            conn: &mut Self::Connection,
-            sql: &'static str,
-            args: &[$crate::sql::Arg<'_>],
-        ) -> Result<Vec<Self::Row>, sqlx::Error> {
-            bind(sqlx::query(sql), args).fetch_all(conn).await
-        }
-    };
-}
-pub(crate) use backend_queries;
+pub(crate) use calmesh_store::sql_backend_queries as backend_queries;
 
 /// One statement argument. Backends bind each kind as their columns hold it.
 #[derive(Debug, Clone, Copy)]

@@ -231,3 +231,39 @@ pub trait Store: Send + Sync {
         Utc::now()
     }
 }
+
+/// `execute`, `fetch_optional` and `fetch_all` of a SQL backend impl, over
+/// the `bind(query, args)` and `Arg` in scope where it is expanded. Shared by
+/// the store's backends and calmesh-jobs' (not an API).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sql_backend_queries {
+    () => {
+        async fn execute(
+            conn: &mut Self::Connection,
+            sql: &'static str,
+            args: &[Arg<'_>],
+        ) -> Result<u64, sqlx::Error> {
+            Ok(bind(sqlx::query(sql), args)
+                .execute(conn)
+                .await?
+                .rows_affected())
+        }
+
+        async fn fetch_optional(
+            conn: &mut Self::Connection,
+            sql: &'static str,
+            args: &[Arg<'_>],
+        ) -> Result<Option<Self::Row>, sqlx::Error> {
+            bind(sqlx::query(sql), args).fetch_optional(conn).await
+        }
+
+        async fn fetch_all(
+            conn: &mut Self::Connection,
+            sql: &'static str,
+            args: &[Arg<'_>],
+        ) -> Result<Vec<Self::Row>, sqlx::Error> {
+            bind(sqlx::query(sql), args).fetch_all(conn).await
+        }
+    };
+}

@@ -200,22 +200,22 @@ async fn run_job(
             let id = CalendarId::new(payload_id(job, "calendar")?);
             let before = store.calendar(&id).await?;
             let report = engine.pull(&before).await;
-            if let Some(error) = report.error {
-                let after = store.calendar(&id).await?;
-                if after.cursor.is_none() || before.cursor == after.cursor {
-                    return Err(JobFailure::Provider {
-                        message: format!("pull of {}: {error}", report.calendar),
-                        retry_after: None,
-                    });
-                }
+            let after = store.calendar(&id).await?;
+            // A pull that committed nothing (no cursor, or the same one) and
+            // reported an error failed: the queue retries it. Errors of
+            // single entries in a committed pull are the run's, not the job's.
+            if let Some(error) = report.error
+                && (after.cursor.is_none() || before.cursor == after.cursor)
+            {
+                return Err(JobFailure::Provider {
+                    message: format!("pull of {}: {error}", report.calendar),
+                    retry_after: None,
+                });
             }
             // Watch the calendar once it has been pulled (push needs a
             // cursor to pull from); failures are logged, polling goes on.
-            let pulled = store.calendar(&id).await?;
-            if pulled.cursor.is_some() {
-                let made = engine
-                    .ensure_channel(&pulled, channels, queue.now())
-                    .await?;
+            if after.cursor.is_some() {
+                let made = engine.ensure_channel(&after, channels, queue.now()).await?;
                 for error in made.errors {
                     tracing::warn!(calendar = %id, "push channel: {error}");
                 }

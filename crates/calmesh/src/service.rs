@@ -105,26 +105,22 @@ pub async fn scheduler_loop(
     }
 }
 
-/// `calmesh worker`: workers and the scheduler until SIGTERM.
-pub async fn worker(
-    database: &str,
-    key_file: Option<&std::path::Path>,
+/// Runs `workers` workers and the scheduler loop until `shutdown`, and
+/// waits for them to stop (each worker finishes or releases its job).
+async fn run_until_shutdown(
+    backend: &Backend,
+    channels: calmesh_sync::ChannelSettings,
     workers: usize,
     tick_every: Duration,
-) -> Result<()> {
-    let backend = open(database, key_file).await?;
-    let shutdown = shutdown_signal()?;
+    shutdown: watch::Receiver<bool>,
+) {
     let handles = calmesh_sync::worker::spawn_workers(
         backend.store.clone(),
         backend.queue.clone(),
         sync_cmd::provider_settings(),
-        channel_settings(),
+        channels,
         workers,
         shutdown.clone(),
-    );
-    eprintln!(
-        "calmesh worker: {workers} workers and the scheduler on {}",
-        redact(database)
     );
     let scheduler = tokio::spawn(scheduler_loop(
         backend.store.clone(),
@@ -136,6 +132,22 @@ pub async fn worker(
         let _ = handle.await;
     }
     let _ = scheduler.await;
+}
+
+/// `calmesh worker`: workers and the scheduler until SIGTERM.
+pub async fn worker(
+    database: &str,
+    key_file: Option<&std::path::Path>,
+    workers: usize,
+    tick_every: Duration,
+) -> Result<()> {
+    let backend = open(database, key_file).await?;
+    let shutdown = shutdown_signal()?;
+    eprintln!(
+        "calmesh worker: {workers} workers and the scheduler on {}",
+        redact(database)
+    );
+    run_until_shutdown(&backend, channel_settings(), workers, tick_every, shutdown).await;
     eprintln!("calmesh worker: stopped");
     Ok(())
 }
@@ -345,28 +357,11 @@ pub async fn serve(
     let server = tokio::spawn(calmesh_server::serve(listener, state, async move {
         let _ = stop.wait_for(|down| *down).await;
     }));
-    let handles = calmesh_sync::worker::spawn_workers(
-        backend.store.clone(),
-        backend.queue.clone(),
-        sync_cmd::provider_settings(),
-        channels.clone(),
-        workers,
-        shutdown.clone(),
-    );
     eprintln!(
         "calmesh serve: http://{bound} ({workers} workers, scheduler on; webhooks at {}/webhooks/google)",
         channels.public_url.as_deref().unwrap_or("")
     );
-    let scheduler = tokio::spawn(scheduler_loop(
-        backend.store.clone(),
-        backend.queue.clone(),
-        tick_every,
-        shutdown,
-    ));
-    for handle in handles {
-        let _ = handle.await;
-    }
-    let _ = scheduler.await;
+    run_until_shutdown(&backend, channels, workers, tick_every, shutdown).await;
     match server.await {
         Ok(result) => result.context("the HTTP server failed")?,
         Err(e) => bail!("the HTTP server task failed: {e}"),
