@@ -171,6 +171,20 @@ fn list_calendars(state: &mut State, email: &str, params: &Params) -> Result<Val
     Ok(Value::Object(out))
 }
 
+/// A calendar the bearer of the request's token owns (`primary` allowed).
+fn callers_calendar<'s>(
+    state: &'s State,
+    headers: &HeaderMap,
+    calendar: &str,
+) -> Result<&'s Calendar, ApiError> {
+    let email = state.authenticate(headers)?;
+    let calendar_id = state.calendar_id(&email, calendar)?;
+    state
+        .calendars
+        .get(&calendar_id)
+        .ok_or_else(ApiError::not_found)
+}
+
 /// `GET /calendar/v3/users/me/calendarList/{calendarId}`
 pub(crate) async fn calendar_list_get(
     AxumState(emulator): AxumState<GoogleEmulator>,
@@ -178,12 +192,7 @@ pub(crate) async fn calendar_list_get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     emulator.with(|state| {
-        let email = state.authenticate(&headers)?;
-        let calendar_id = state.calendar_id(&email, &calendar)?;
-        let calendar = state
-            .calendars
-            .get(&calendar_id)
-            .ok_or_else(ApiError::not_found)?;
+        let calendar = callers_calendar(state, &headers, &calendar)?;
         Ok(Json(list_entry(calendar)).into_response())
     })
 }
@@ -195,12 +204,7 @@ pub(crate) async fn calendar_get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     emulator.with(|state| {
-        let email = state.authenticate(&headers)?;
-        let calendar_id = state.calendar_id(&email, &calendar)?;
-        let calendar = state
-            .calendars
-            .get(&calendar_id)
-            .ok_or_else(ApiError::not_found)?;
+        let calendar = callers_calendar(state, &headers, &calendar)?;
         Ok(Json(calendar_resource(calendar)).into_response())
     })
 }

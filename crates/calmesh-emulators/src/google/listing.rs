@@ -597,6 +597,37 @@ fn check_sync_token(state: &State, text: &str, calendar: &Calendar) -> Result<Sy
 }
 
 /// The envelope every events listing shares.
+/// One page of `rows` rendered into the listing envelope (in the query's
+/// zone), with what the page says about the next one.
+fn render_page(
+    context: &Context<'_>,
+    calendar: &Calendar,
+    query: &EventQuery,
+    rows: Vec<Row>,
+    snapshot: u64,
+    size: usize,
+    inject_empty: bool,
+) -> (Map<String, Value>, Page) {
+    let page = paginate(
+        rows,
+        query.page_token.as_ref(),
+        query.fingerprint,
+        snapshot,
+        size,
+        inject_empty,
+    );
+    let items = page
+        .rows
+        .iter()
+        .filter_map(|row| context.render(row))
+        .collect();
+    let zone_name = query
+        .time_zone
+        .as_ref()
+        .map_or(calendar.time_zone.as_str(), |(name, _)| name.as_str());
+    (envelope(calendar, zone_name, items), page)
+}
+
 fn envelope(calendar: &Calendar, time_zone: &str, items: Vec<Value>) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("kind".into(), json!("calendar#events"));
@@ -663,24 +694,15 @@ pub(crate) fn list_events(
         }
         None => context.full_rows(&query),
     };
-    let page = paginate(
+    let (mut out, page) = render_page(
+        &context,
+        calendar,
+        &query,
         rows,
-        query.page_token.as_ref(),
-        query.fingerprint,
         snapshot,
         size,
         inject_empty,
     );
-    let items = page
-        .rows
-        .iter()
-        .filter_map(|row| context.render(row))
-        .collect();
-    let zone_name = query
-        .time_zone
-        .as_ref()
-        .map_or(calendar.time_zone.as_str(), |(name, _)| name.as_str());
-    let mut out = envelope(calendar, zone_name, items);
     match page.next {
         Some(next) => {
             out.insert("nextPageToken".into(), json!(next.encode()));
@@ -798,24 +820,15 @@ pub(crate) fn list_instances(
         }
     }
     let snapshot = calendar.counter;
-    let page = paginate(
+    let (mut out, page) = render_page(
+        &context,
+        calendar,
+        &query,
         rows,
-        query.page_token.as_ref(),
-        query.fingerprint,
         snapshot,
         size,
         inject_empty,
     );
-    let items = page
-        .rows
-        .iter()
-        .filter_map(|row| context.render(row))
-        .collect();
-    let zone_name = query
-        .time_zone
-        .as_ref()
-        .map_or(calendar.time_zone.as_str(), |(name, _)| name.as_str());
-    let mut out = envelope(calendar, zone_name, items);
     if let Some(next) = page.next {
         out.insert("nextPageToken".into(), json!(next.encode()));
     }
