@@ -91,22 +91,14 @@ enum Command {
         /// processes do the work).
         #[arg(long, conflicts_with = "workers")]
         no_workers: bool,
-        /// Workers in this process (default: one per core, at least two).
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Seconds between scheduler ticks.
-        #[arg(long, default_value_t = 30)]
-        tick_seconds: u64,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Run workers and the scheduler until SIGTERM: pulls calendars as they
     /// fall due, reconciles rules, runs cron schedules.
     Worker {
-        /// Workers in this process.
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Seconds between scheduler ticks.
-        #[arg(long, default_value_t = 30)]
-        tick_seconds: u64,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The job queue.
     #[command(subcommand)]
@@ -122,6 +114,39 @@ enum Command {
     /// Run a provider emulator (for tests, benchmarks and trying calmesh).
     #[command(subcommand)]
     Emulate(EmulateCommand),
+}
+
+/// What `serve` and `worker` share: workers and the scheduler.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Workers in this process (default: one per core, at least two).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seconds between scheduler ticks.
+    #[arg(long, default_value_t = 30)]
+    tick_seconds: u64,
+    /// Minutes between safety polls of a calendar whose push channel is
+    /// live (notifications can be lost).
+    #[arg(long, env = "CALMESH_PUSH_SAFETY_MINUTES", default_value_t = 360)]
+    push_safety_minutes: u32,
+}
+
+impl RunArgs {
+    fn options(&self, no_workers: bool) -> crate::service::RunOptions {
+        crate::service::RunOptions {
+            workers: if no_workers {
+                0
+            } else {
+                self.workers.unwrap_or_else(crate::service::default_workers)
+            },
+            tick_every: std::time::Duration::from_secs(self.tick_seconds.max(1)),
+            scheduler: calmesh_jobs::scheduler::SchedulerConfig {
+                push_safety_interval: chrono::Duration::minutes(i64::from(
+                    self.push_safety_minutes.max(1),
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,35 +375,19 @@ async fn run_async(
         Command::Serve {
             listen,
             no_workers,
-            workers,
-            tick_seconds,
+            run,
         } => {
-            let workers = if no_workers {
-                0
-            } else {
-                workers.unwrap_or_else(crate::service::default_workers)
-            };
             crate::service::serve(
                 &database,
                 key_file.as_deref(),
                 listen,
-                workers,
-                std::time::Duration::from_secs(tick_seconds.max(1)),
+                &run.options(no_workers),
             )
             .await?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Worker {
-            workers,
-            tick_seconds,
-        } => {
-            crate::service::worker(
-                &database,
-                key_file.as_deref(),
-                workers.unwrap_or_else(crate::service::default_workers),
-                std::time::Duration::from_secs(tick_seconds.max(1)),
-            )
-            .await?;
+        Command::Worker { run } => {
+            crate::service::worker(&database, key_file.as_deref(), &run.options(false)).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Jobs(jobs) => {

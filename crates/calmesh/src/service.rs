@@ -59,6 +59,17 @@ pub async fn open(database: &str, key_file: Option<&std::path::Path>) -> Result<
     }
 }
 
+/// How `serve` and `worker` run: workers and the scheduler.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Workers in this process (0: none).
+    pub workers: usize,
+    /// Time between scheduler ticks.
+    pub tick_every: Duration,
+    /// The scheduler's settings.
+    pub scheduler: SchedulerConfig,
+}
+
 /// Workers to run by default: one per core, at least two (jobs mostly wait
 /// on providers).
 pub fn default_workers() -> usize {
@@ -85,9 +96,9 @@ pub async fn scheduler_loop(
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     every: Duration,
+    config: SchedulerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let config = SchedulerConfig::default();
     loop {
         match tick(store.as_ref(), queue.as_ref(), &config, queue.now()).await {
             Ok(report) => {
@@ -110,8 +121,7 @@ pub async fn scheduler_loop(
 async fn run_until_shutdown(
     backend: &Backend,
     channels: calmesh_sync::ChannelSettings,
-    workers: usize,
-    tick_every: Duration,
+    options: &RunOptions,
     shutdown: watch::Receiver<bool>,
 ) {
     let handles = calmesh_sync::worker::spawn_workers(
@@ -119,13 +129,14 @@ async fn run_until_shutdown(
         backend.queue.clone(),
         sync_cmd::provider_settings(),
         channels,
-        workers,
+        options.workers,
         shutdown.clone(),
     );
     let scheduler = tokio::spawn(scheduler_loop(
         backend.store.clone(),
         backend.queue.clone(),
-        tick_every,
+        options.tick_every,
+        options.scheduler,
         shutdown,
     ));
     for handle in handles {
@@ -138,16 +149,16 @@ async fn run_until_shutdown(
 pub async fn worker(
     database: &str,
     key_file: Option<&std::path::Path>,
-    workers: usize,
-    tick_every: Duration,
+    options: &RunOptions,
 ) -> Result<()> {
     let backend = open(database, key_file).await?;
     let shutdown = shutdown_signal()?;
     eprintln!(
-        "calmesh worker: {workers} workers and the scheduler on {}",
+        "calmesh worker: {} workers and the scheduler on {}",
+        options.workers,
         redact(database)
     );
-    run_until_shutdown(&backend, channel_settings(), workers, tick_every, shutdown).await;
+    run_until_shutdown(&backend, channel_settings(), options, shutdown).await;
     eprintln!("calmesh worker: stopped");
     Ok(())
 }
@@ -329,8 +340,7 @@ pub async fn serve(
     database: &str,
     key_file: Option<&std::path::Path>,
     listen: std::net::SocketAddr,
-    workers: usize,
-    tick_every: Duration,
+    options: &RunOptions,
 ) -> Result<()> {
     let backend = open(database, key_file).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -358,10 +368,11 @@ pub async fn serve(
         let _ = stop.wait_for(|down| *down).await;
     }));
     eprintln!(
-        "calmesh serve: http://{bound} ({workers} workers, scheduler on; webhooks at {}/webhooks/google)",
+        "calmesh serve: http://{bound} ({} workers, scheduler on; webhooks at {}/webhooks/google)",
+        options.workers,
         channels.public_url.as_deref().unwrap_or("")
     );
-    run_until_shutdown(&backend, channels, workers, tick_every, shutdown).await;
+    run_until_shutdown(&backend, channels, options, shutdown).await;
     match server.await {
         Ok(result) => result.context("the HTTP server failed")?,
         Err(e) => bail!("the HTTP server task failed: {e}"),
