@@ -175,6 +175,7 @@ impl GoogleProvider {
         );
         let limiter = Arc::new(RateLimiter::new(account.per_second, 20));
         let http = HttpClient::new(
+            "google",
             client,
             account.policy,
             limiter,

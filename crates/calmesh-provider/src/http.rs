@@ -123,8 +123,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Counter: provider HTTP requests by `provider` and `status` (the HTTP
+/// status code, or `error` when no response came). Every attempt counts,
+/// retries included; token refreshes are not counted here.
+pub const PROVIDER_REQUESTS_TOTAL: &str = "calmesh_provider_requests_total";
+
 /// One account's HTTP client.
 pub struct HttpClient {
+    provider: &'static str,
     client: reqwest::Client,
     policy: RetryPolicy,
     limiter: Arc<RateLimiter>,
@@ -158,8 +164,10 @@ pub fn build_reqwest() -> Result<reqwest::Client, ProviderError> {
 }
 
 impl HttpClient {
-    /// A client for one account.
+    /// A client for one account of `provider` (`google`, ...: the label of
+    /// [`PROVIDER_REQUESTS_TOTAL`]).
     pub fn new(
+        provider: &'static str,
         client: reqwest::Client,
         policy: RetryPolicy,
         limiter: Arc<RateLimiter>,
@@ -167,6 +175,7 @@ impl HttpClient {
         classify: Classify,
     ) -> Self {
         Self {
+            provider,
             client,
             policy,
             limiter,
@@ -205,7 +214,14 @@ impl HttpClient {
                 request = request.bearer_auth(token);
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let (verdict, retry_after) = match request.send().await {
+            let sent = request.send().await;
+            let status_label = match &sent {
+                Ok(response) => response.status().as_str().to_owned(),
+                Err(_) => "error".to_owned(),
+            };
+            metrics::counter!(PROVIDER_REQUESTS_TOTAL, "provider" => self.provider, "status" => status_label)
+                .increment(1);
+            let (verdict, retry_after) = match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();

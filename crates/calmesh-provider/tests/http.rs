@@ -60,6 +60,7 @@ async fn retry_after_is_honoured() {
     );
     let base = serve(app).await;
     let client = HttpClient::new(
+        "test",
         calmesh_provider::http::build_reqwest().unwrap(),
         policy(),
         Arc::new(RateLimiter::new(1000.0, 10)),
@@ -125,6 +126,7 @@ async fn a_refused_grant_is_final_and_a_401_refreshes_once() {
             policy(),
         );
         HttpClient::new(
+            "test",
             reqwest,
             policy(),
             Arc::new(RateLimiter::new(1000.0, 10)),

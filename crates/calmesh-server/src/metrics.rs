@@ -34,12 +34,8 @@ pub const JOBS: &str = "calmesh_jobs";
 pub const JOBS_OLDEST_PENDING_SECONDS: &str = "calmesh_jobs_oldest_pending_seconds";
 /// Counter: push deliveries by `provider` and `outcome`.
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "calmesh_webhook_deliveries_total";
-/// Histogram: seconds per job attempt, by `kind` and `outcome`.
-pub const JOB_DURATION_SECONDS: &str = "calmesh_job_duration_seconds";
-/// Counter: provider HTTP requests by `provider` and `status`.
-pub const PROVIDER_REQUESTS_TOTAL: &str = "calmesh_provider_requests_total";
-/// Counter: finished runs by `kind` and `outcome`.
-pub const RUNS_TOTAL: &str = "calmesh_runs_total";
+pub use calmesh_provider::PROVIDER_REQUESTS_TOTAL;
+pub use calmesh_sync::metrics::{JOB_DURATION_SECONDS, RUNS_TOTAL};
 
 /// The buckets of [`JOB_DURATION_SECONDS`]: a pull with nothing new takes
 /// milliseconds, a first sync of a large calendar minutes.

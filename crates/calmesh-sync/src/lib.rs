@@ -5,6 +5,7 @@
 
 mod channels;
 mod entry;
+pub mod metrics;
 mod report;
 pub mod worker;
 
@@ -455,6 +456,7 @@ impl Engine {
                         }
                         match self.store.apply_pull(&calendar.id, &batch).await {
                             Ok(summary) => {
+                                report.committed = true;
                                 report.added = summary.added;
                                 report.changed = summary.changed;
                                 report.removed = summary.removed;
@@ -487,6 +489,14 @@ impl Engine {
                 }
             }
         }
+        metrics::run_finished(
+            "pull",
+            match (report.committed, &report.error) {
+                (true, None) => "ok",
+                (true, Some(_)) => "partial",
+                (false, _) => "failed",
+            },
+        );
         Self::lock(&self.pulled).insert(calendar.id.clone(), report.clone());
         report
     }
@@ -552,19 +562,39 @@ impl Engine {
             },
         };
         if let Some(run) = run {
-            self.store
-                .finish_run(
-                    run,
-                    &RunReport {
-                        status: rule_report.status.clone(),
-                        finished_at: Utc::now(),
-                        report: serde_json::to_value(&rule_report).unwrap_or_default(),
-                        api_calls: rule_report.api_calls,
-                    },
-                )
-                .await?;
+            self.finish_run(
+                run,
+                "sync",
+                &rule_report.status,
+                serde_json::to_value(&rule_report).unwrap_or_default(),
+                rule_report.api_calls,
+            )
+            .await?;
         }
         Ok(rule_report)
+    }
+
+    /// Records the end of a run and counts it in [`metrics::RUNS_TOTAL`].
+    async fn finish_run(
+        &self,
+        run: calmesh_store::RunId,
+        kind: &'static str,
+        status: &str,
+        report: serde_json::Value,
+        api_calls: u64,
+    ) -> Result<(), StoreError> {
+        metrics::run_finished(kind, status);
+        self.store
+            .finish_run(
+                run,
+                &RunReport {
+                    status: status.to_owned(),
+                    finished_at: Utc::now(),
+                    report,
+                    api_calls,
+                },
+            )
+            .await
     }
 
     /// Forgets what this engine learned in earlier runs (calendars pulled,
@@ -1178,17 +1208,14 @@ impl Engine {
             }
             report.api_calls = self.calls_so_far() - calls_before;
             report.duration_ms = elapsed_ms(clock);
-            self.store
-                .finish_run(
-                    run,
-                    &RunReport {
-                        status: report.status.clone(),
-                        finished_at: Utc::now(),
-                        report: serde_json::to_value(&report).unwrap_or_default(),
-                        api_calls: report.api_calls,
-                    },
-                )
-                .await?;
+            self.finish_run(
+                run,
+                "reset",
+                &report.status,
+                serde_json::to_value(&report).unwrap_or_default(),
+                report.api_calls,
+            )
+            .await?;
         }
         report.api_calls = self.calls_so_far() - calls_before;
         report.duration_ms = elapsed_ms(clock);

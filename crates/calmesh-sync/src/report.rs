@@ -72,6 +72,9 @@ pub struct PullReport {
     pub removed: u64,
     /// Entries that arrived unchanged.
     pub unchanged: u64,
+    /// The pull's changes and cursor were committed to the store (a pull
+    /// can commit and still report an error about single entries).
+    pub committed: bool,
     /// API calls the pull made.
     pub api_calls: u64,
     /// Why the pull failed.

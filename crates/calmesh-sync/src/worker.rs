@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calmesh_core::{CalendarId, RuleId};
-use calmesh_jobs::{Job, JobError, JobKind, JobQueue};
+use calmesh_jobs::{Failed, Job, JobError, JobKind, JobQueue};
 use calmesh_store::StoreError;
 use serde_json::json;
 use tokio::sync::watch;
@@ -146,18 +146,15 @@ async fn run_claimed(
         }
     };
     let kind = job.kind.name();
-    match outcome {
+    let elapsed = started.elapsed();
+    let recorded = match outcome {
         None => {
             tracing::info!(job = %job.id, kind, "shutting down: job released");
-            if let Err(e) = queue.release(job.id, &config.id).await {
-                tracing::warn!(job = %job.id, "release failed: {e}");
-            }
+            queue.release(job.id, &config.id).await.map(|()| "released")
         }
         Some(Ok(())) => {
-            tracing::debug!(job = %job.id, kind, elapsed = ?started.elapsed(), "done");
-            if let Err(e) = queue.complete(job.id, &config.id).await {
-                tracing::warn!(job = %job.id, "complete failed: {e}");
-            }
+            tracing::debug!(job = %job.id, kind, ?elapsed, "done");
+            queue.complete(job.id, &config.id).await.map(|()| "ok")
         }
         Some(Err(failure)) => {
             let retry_after = match &failure {
@@ -165,13 +162,20 @@ async fn run_claimed(
                 _ => None,
             };
             tracing::warn!(job = %job.id, kind, "failed: {failure}");
-            if let Err(e) = queue
+            queue
                 .fail(job.id, &config.id, &failure.to_string(), retry_after)
                 .await
-            {
-                tracing::warn!(job = %job.id, "recording the failure failed: {e}");
-            }
+                .map(|failed| match failed {
+                    Failed::Retry { .. } => "retry",
+                    Failed::Dead => "dead",
+                })
         }
+    };
+    match recorded {
+        Ok(outcome) => crate::metrics::job_finished(kind, outcome, elapsed.as_secs_f64()),
+        // The lease lapsed and another worker has the job: its attempt is
+        // the one that counts.
+        Err(e) => tracing::warn!(job = %job.id, kind, "recording the job's end failed: {e}"),
     }
 }
 
@@ -201,11 +205,11 @@ async fn run_job(
             let before = store.calendar(&id).await?;
             let report = engine.pull(&before).await;
             let after = store.calendar(&id).await?;
-            // A pull that committed nothing (no cursor, or the same one) and
-            // reported an error failed: the queue retries it. Errors of
-            // single entries in a committed pull are the run's, not the job's.
+            // A pull that committed nothing failed: the queue retries it.
+            // Errors of single entries in a committed pull are the run's,
+            // not the job's.
             if let Some(error) = report.error
-                && (after.cursor.is_none() || before.cursor == after.cursor)
+                && !report.committed
             {
                 return Err(JobFailure::Provider {
                     message: format!("pull of {}: {error}", report.calendar),

@@ -250,10 +250,17 @@ async fn serve_follows_push_notifications_without_polling() {
         .await
         .unwrap();
     assert!(metrics.contains("calmesh_jobs{"), "{metrics}");
-    assert!(
-        metrics.contains("calmesh_webhook_deliveries_total"),
-        "{metrics}"
-    );
+    // What the workers did, in the process's own recorder.
+    for series in [
+        "calmesh_webhook_deliveries_total{provider=\"google\",outcome=",
+        "calmesh_provider_requests_total{provider=\"google\",status=\"200\"}",
+        "calmesh_job_duration_seconds_bucket{kind=\"pull_calendar\",outcome=\"ok\",le=",
+        "calmesh_job_duration_seconds_bucket{kind=\"reconcile_rule\",outcome=\"ok\",le=",
+        "calmesh_runs_total{kind=\"pull\",outcome=\"ok\"}",
+        "calmesh_runs_total{kind=\"sync\",outcome=\"ok\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in\n{metrics}");
+    }
 
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
