@@ -6,16 +6,19 @@
 //! - Each calendar whose owner syncs automatically is pulled when its
 //!   interval has passed since its last pull (never pulled: at once); a
 //!   calendar with a live push channel only every `push_safety_interval`.
-//!   Accounts that need re-authorization are not pulled.
+//!   Accounts that need re-authorization are not pulled, nor calendars no
+//!   rule uses.
 //! - A rule with `"schedule": {"cron": "30 3 * * *", "time_zone":
 //!   "America/Chicago"}` in its config is reconciled (with a fresh pull) at
 //!   each fire time.
 //! - Channel renewal runs hourly, cleanup daily.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 
-use calmesh_store::{AccountStatus, Store, StoreError};
+use calmesh_store::{AccountStatus, Rule, Store, StoreError};
 
 use crate::schedule::{CronSchedule, PollPolicy, calendar_due};
 use crate::{JobError, JobKind, JobQueue};
@@ -75,9 +78,15 @@ pub async fn tick(
     now: DateTime<Utc>,
 ) -> Result<TickReport, SchedulerError> {
     let mut report = TickReport::default();
+    let rules = store.all_rules().await?;
+    // Only calendars a rule reads or writes are polled (and so watched): an
+    // account's other calendars are known but cost no API calls.
+    let used: HashSet<String> = rules.iter().flat_map(Rule::calendars).collect();
     for poll in store.calendar_polls().await? {
         report.calendars += 1;
-        if poll.account_status == AccountStatus::NeedsReauth {
+        if poll.account_status == AccountStatus::NeedsReauth
+            || !used.contains(poll.calendar.as_str())
+        {
             continue;
         }
         let interval = Duration::minutes(i64::from(poll.interval_minutes.max(1)));
@@ -117,40 +126,38 @@ pub async fn tick(
             report.pulls += 1;
         }
     }
-    for (user, _) in store.users().await? {
-        for rule in store.rules(&user).await? {
-            let Some(schedule) = rule.config.get("schedule") else {
+    for rule in &rules {
+        let Some(schedule) = rule.config.get("schedule") else {
+            continue;
+        };
+        let cron = schedule.get("cron").and_then(|v| v.as_str()).unwrap_or("");
+        let zone = schedule
+            .get("time_zone")
+            .and_then(|v| v.as_str())
+            .unwrap_or("UTC");
+        let parsed = match CronSchedule::parse(cron, zone) {
+            Ok(p) => p,
+            Err(e) => {
+                report
+                    .bad_schedules
+                    .push((rule.name.clone(), e.to_string()));
                 continue;
-            };
-            let cron = schedule.get("cron").and_then(|v| v.as_str()).unwrap_or("");
-            let zone = schedule
-                .get("time_zone")
-                .and_then(|v| v.as_str())
-                .unwrap_or("UTC");
-            let parsed = match CronSchedule::parse(cron, zone) {
-                Ok(p) => p,
-                Err(e) => {
-                    report
-                        .bad_schedules
-                        .push((rule.name.clone(), e.to_string()));
-                    continue;
-                }
-            };
-            // Any fire in the last hour not enqueued yet (a tick was missed).
-            if let Some(fire) = parsed.latest_fire(now - Duration::hours(1), now) {
-                let id = rule.id.to_string();
-                let enqueued = queue
-                    .enqueue_fire(
-                        JobKind::ReconcileRule,
-                        &format!("rule:{id}"),
-                        &json!({"rule": id, "pull": true, "reason": "cron"}),
-                        &format!("cron:{id}:{}", parsed.pattern()),
-                        fire,
-                    )
-                    .await?;
-                if enqueued.is_some() {
-                    report.rules += 1;
-                }
+            }
+        };
+        // Any fire in the last hour not enqueued yet (a tick was missed).
+        if let Some(fire) = parsed.latest_fire(now - Duration::hours(1), now) {
+            let id = rule.id.to_string();
+            let enqueued = queue
+                .enqueue_fire(
+                    JobKind::ReconcileRule,
+                    &format!("rule:{id}"),
+                    &json!({"rule": id, "pull": true, "reason": "cron"}),
+                    &format!("cron:{id}:{}", parsed.pattern()),
+                    fire,
+                )
+                .await?;
+            if enqueued.is_some() {
+                report.rules += 1;
             }
         }
     }

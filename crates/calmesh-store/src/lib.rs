@@ -95,6 +95,10 @@ pub trait Store: Send + Sync {
     async fn accounts(&self, user: &UserId) -> Result<Vec<Account>, StoreError>;
     /// The decrypted credentials of an account.
     async fn credentials(&self, id: &AccountId) -> Result<Credentials, StoreError>;
+    /// Removes an account with its calendars, their cached entries and
+    /// channels. Fails with [`StoreError::Conflict`] while a rule's links
+    /// still point at one of its calendars (remove the rule first).
+    async fn delete_account(&self, id: &AccountId) -> Result<(), StoreError>;
     /// Sets an account's status and last error (None clears it).
     async fn set_account_status(
         &self,
@@ -149,6 +153,8 @@ pub trait Store: Send + Sync {
     async fn rule_by_name(&self, user: &UserId, name: &str) -> Result<Option<Rule>, StoreError>;
     /// The user's rules, oldest first.
     async fn rules(&self, user: &UserId) -> Result<Vec<Rule>, StoreError>;
+    /// Every user's rules, by id (the scheduler reads them all at once).
+    async fn all_rules(&self) -> Result<Vec<Rule>, StoreError>;
     /// Sets a rule's state.
     async fn set_rule_state(&self, id: &RuleId, state: RuleState) -> Result<(), StoreError>;
     /// Removes a rule with its links.

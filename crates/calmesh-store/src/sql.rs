@@ -1133,26 +1133,48 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn add_rule(&self, rule: &NewRule) -> Result<Rule, StoreError> {
         let user = id_of("user", rule.user.as_str())?;
+        // Ids are never reused (migration 0003): the next one comes from
+        // the high-water mark, bumped in the same transaction.
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let next = DB::fetch_optional(
+            &mut tx,
+            "UPDATE id_high_water SET last = last + 1 WHERE name = 'rules' RETURNING last",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| StoreError::corrupt("id_high_water", "no row for rules"))?
+        .int("id_high_water", "last")?;
         let sql = concat!(
-            "INSERT INTO rules (user_id, name, kind, config, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'active', $5) RETURNING ",
+            "INSERT INTO rules (id, user_id, name, kind, config, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING ",
             rule_columns!()
         );
         let args = [
+            next.into(),
             user.into(),
             rule.name.as_str().into(),
             rule.kind.as_str().into(),
             (&rule.config).into(),
             self.now().into(),
         ];
-        let row = self.fetch_one(sql, &args).await.map_err(|e| {
-            constraint(
-                e,
-                || StoreError::Conflict(format!("a rule named {:?} already exists", rule.name)),
-                || StoreError::not_found("user", &rule.user),
-            )
-        })?;
-        rule_row(&row)
+        let row = match DB::fetch_optional(&mut tx, sql, &args).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                tx.rollback().await?;
+                return Err(StoreError::corrupt("rule", "the insert returned no row"));
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(constraint(
+                    e,
+                    || StoreError::Conflict(format!("a rule named {:?} already exists", rule.name)),
+                    || StoreError::not_found("user", &rule.user),
+                ));
+            }
+        };
+        let added = rule_row(&row)?;
+        tx.commit().await?;
+        Ok(added)
     }
 
     async fn rule(&self, id: &RuleId) -> Result<Rule, StoreError> {
@@ -1189,6 +1211,36 @@ impl<DB: Backend> Store for SqlStore<DB> {
             " FROM rules WHERE user_id = $1 ORDER BY id"
         );
         let rows = self.children(sql, &[n.into()], USER, n, user).await?;
+        rows.iter().map(rule_row).collect()
+    }
+
+    async fn delete_account(&self, id: &AccountId) -> Result<(), StoreError> {
+        let n = id_of("account", id.as_str())?;
+        let done = self
+            .execute("DELETE FROM accounts WHERE id = $1", &[n.into()])
+            .await
+            .map_err(|e| {
+                constraint(
+                    e,
+                    || StoreError::Conflict(format!("account {id} is still in use")),
+                    || {
+                        StoreError::Conflict(format!(
+                            "a rule's links still point at a calendar of account {id}; \
+                             remove the rule first"
+                        ))
+                    },
+                )
+            })?;
+        if done == 0 {
+            return Err(StoreError::not_found("account", id));
+        }
+        Ok(())
+    }
+
+    async fn all_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let sql = concat!("SELECT ", rule_columns!(), " FROM rules ORDER BY id");
+        let mut conn = self.pool.acquire().await?;
+        let rows = DB::fetch_all(&mut conn, sql, &[]).await?;
         rows.iter().map(rule_row).collect()
     }
 

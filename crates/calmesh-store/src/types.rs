@@ -247,6 +247,22 @@ pub struct Rule {
     pub created_at: DateTime<Utc>,
 }
 
+impl Rule {
+    /// The store ids of the calendars the rule reads and writes (its
+    /// config's `calendars`).
+    pub fn calendars(&self) -> Vec<String> {
+        self.config
+            .get("calendars")
+            .and_then(serde_json::Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Identifies a link: one source resource paired with one target calendar.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct LinkKey {

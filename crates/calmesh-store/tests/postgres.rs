@@ -68,6 +68,7 @@ suite_tests! {
     channel_messages => check_channel_messages,
     calendar_polls => check_calendar_polls,
     ready => check_ready,
+    removal => check_removal,
     the_whole_suite_in_one_schema => check_all,
 }
 
@@ -108,7 +109,7 @@ async fn migrations_are_recorded_in_our_table_and_reopening_keeps_data() {
     .fetch_all(store.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     finish(schema, store).await;
 }
 

@@ -120,6 +120,12 @@ async fn ready() {
 }
 
 #[tokio::test]
+async fn removal() {
+    let (_dir, store) = file_store().await;
+    check_removal(&store).await;
+}
+
+#[tokio::test]
 async fn the_whole_suite_in_memory() {
     // One connection, one database: every check sees what the others wrote.
     let store = memory_store().await;

@@ -519,7 +519,7 @@ impl Engine {
         let mut report = SyncReport::default();
         for rule in rules {
             if let Some(calendar) = &request.calendar
-                && !rule_calendars(&rule).iter().any(|c| c == calendar.as_str())
+                && !rule.calendars().iter().any(|c| c == calendar.as_str())
             {
                 continue;
             }
@@ -1231,19 +1231,6 @@ fn owner_rule<'a>(op: &Op, target: &'a BusyCalendar) -> Option<&'a str> {
         .iter()
         .find(|e| e.remote_id == id)
         .and_then(|entry| entry.tags.get(busy::TAG_RULE).map(String::as_str))
-}
-
-/// The store ids of the calendars a rule reads and writes (from its config).
-pub fn rule_calendars(rule: &Rule) -> Vec<String> {
-    rule.config
-        .get("calendars")
-        .and_then(serde_json::Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn op_target(op: &Op) -> &str {

@@ -29,7 +29,7 @@ use calmesh_store::StoreError;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::{ChannelSettings, Engine, ProviderSettings, SyncRequest, rule_calendars};
+use crate::{ChannelSettings, Engine, ProviderSettings, SyncRequest};
 
 /// How a worker claims and holds jobs.
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ async fn run_job(
             if changed {
                 let account = store.account(&before.account).await?;
                 for rule in store.rules(&account.user).await? {
-                    if rule_calendars(&rule).iter().any(|c| c == id.as_str()) {
+                    if rule.calendars().iter().any(|c| c == id.as_str()) {
                         queue
                             .enqueue(
                                 JobKind::ReconcileRule,

@@ -893,7 +893,8 @@ pub async fn scheduler_tick(h: &Harness) {
         .await
         .unwrap();
     let mut cals = Vec::new();
-    for name in ["stale", "fresh", "never"] {
+    // "unused" is in no rule: never polled, however stale.
+    for name in ["stale", "fresh", "never", "unused"] {
         cals.push(
             store
                 .upsert_calendar(&NewCalendar {
@@ -925,7 +926,10 @@ pub async fn scheduler_tick(h: &Harness) {
             user: user.clone(),
             name: "nightly".into(),
             kind: "busy".into(),
-            config: json!({"calendars": [], "schedule": {"cron": "30 3 * * *", "time_zone": "America/Chicago"}}),
+            config: json!({
+                "calendars": [cals[0].id.to_string(), cals[1].id.to_string(), cals[2].id.to_string()],
+                "schedule": {"cron": "30 3 * * *", "time_zone": "America/Chicago"},
+            }),
         })
         .await
         .unwrap();
@@ -933,7 +937,7 @@ pub async fn scheduler_tick(h: &Harness) {
     let first = tick(store, q, &config, now).await.unwrap();
     assert_eq!(
         (first.calendars, first.pulls, first.rules),
-        (3, 2, 1),
+        (4, 2, 1),
         "{first:?}"
     );
     assert!(first.renewal && first.cleanup);

@@ -949,6 +949,105 @@ pub async fn check_credentials_need_their_key(
 }
 
 /// Runs every check on one store.
+/// Removing rules and accounts: a removed rule's id never comes back (its
+/// blocks carry it), `all_rules` lists every user's rules, and an account
+/// goes with its calendars and channels, but not while a rule's links point
+/// at one of them.
+pub async fn check_removal(store: &dyn Store) {
+    let (user, account, calendar) = calendar_for(store, "check_removal").await;
+    let other = store.ensure_user("check_removal-other").await.unwrap();
+    let add = |user: &UserId, name: &str| {
+        let rule = NewRule {
+            user: user.clone(),
+            name: name.to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({"calendars": [calendar.id.as_str()]}),
+        };
+        async move { store.add_rule(&rule).await.unwrap() }
+    };
+    let first = add(&user, "first").await;
+    let last = add(&user, "last").await;
+    let theirs = add(&other, "theirs").await;
+    let ids: Vec<RuleId> = store
+        .all_rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    for id in [&first.id, &last.id, &theirs.id] {
+        assert!(ids.contains(id), "{id} not in {ids:?}");
+    }
+    // Remove the newest rule, then add one: a fresh id, never the removed
+    // one (SQLite would hand out MAX(id) + 1 again).
+    store.delete_rule(&theirs.id).await.unwrap();
+    let again = add(&other, "again").await;
+    assert_ne!(again.id, theirs.id);
+    let n = |id: &RuleId| id.as_str().parse::<i64>().unwrap();
+    assert!(
+        n(&again.id) > n(&theirs.id),
+        "{} after {}",
+        again.id,
+        theirs.id
+    );
+    // A failed add (duplicate name) leaves the next id usable.
+    let err = store
+        .add_rule(&NewRule {
+            user: other.clone(),
+            name: "again".to_owned(),
+            kind: "busy".to_owned(),
+            config: json!({}),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    add(&other, "after the conflict").await;
+
+    // The account cannot go while a link points at its calendar.
+    let link = Link {
+        key: LinkKey {
+            rule: last.id.clone(),
+            source_calendar: calendar.id.clone(),
+            source_id: "src".to_owned(),
+            target_calendar: calendar.id.clone(),
+        },
+        target_id: "block".to_owned(),
+        generation: 0,
+        hash: "h".to_owned(),
+        etag: None,
+        updated_at: at(0, 0),
+    };
+    store.put_link(&link).await.unwrap();
+    store
+        .put_channel(
+            &channel("check_removal-ch", &calendar.id, at(500_000, 0)),
+            CHANNEL_TOKEN,
+        )
+        .await
+        .unwrap();
+    let err = store.delete_account(&account.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.calendar(&calendar.id).await.unwrap().id, calendar.id);
+    // Without the rule (its links go with it), the account goes, with its
+    // calendars and their channels.
+    store.delete_rule(&last.id).await.unwrap();
+    store.delete_rule(&first.id).await.unwrap();
+    store.delete_account(&account.id).await.unwrap();
+    assert!(matches!(
+        store.account(&account.id).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert!(matches!(
+        store.calendar(&calendar.id).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert_eq!(store.channel("check_removal-ch").await.unwrap(), None);
+    assert!(matches!(
+        store.delete_account(&account.id).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+}
+
 pub async fn check_all(store: &dyn Store) {
     check_users(store).await;
     check_accounts(store).await;
@@ -965,6 +1064,7 @@ pub async fn check_all(store: &dyn Store) {
     check_channel_messages(store).await;
     check_calendar_polls(store).await;
     check_ready(store).await;
+    check_removal(store).await;
 }
 
 /// Not a benchmark: prints how long 10k-entry full pulls take into `store`
