@@ -6,6 +6,7 @@
 mod channels;
 mod entry;
 pub mod metrics;
+mod removal;
 mod report;
 pub mod worker;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use channels::{ChannelReport, ChannelSettings};
 pub use entry::{event_ics, to_cached, to_plan};
+pub use removal::{AccountInUse, RemovalReport};
 pub use report::{ItemError, PlannedOp, PullReport, RuleReport, SyncReport};
 
 /// Errors that stop a whole command (item and rule failures are reported,
@@ -49,6 +51,9 @@ pub enum SyncError {
         /// What is wrong.
         message: String,
     },
+    /// An account cannot be removed while rules use its calendars.
+    #[error(transparent)]
+    AccountInUse(#[from] AccountInUse),
     /// A provider failed where no item could take the error (discovery).
     #[error("{account}: {error}")]
     Provider {

@@ -4,7 +4,9 @@
 //!
 //! - `pull_calendar {"calendar": ID}`: pull one calendar into the cache; when
 //!   the pull changed something (or was the first), enqueue a coalesced
-//!   `reconcile_rule` for every rule that includes the calendar.
+//!   `reconcile_rule` for every rule that includes the calendar. A calendar
+//!   no rule uses is not pulled, and its channels are stopped; a calendar
+//!   or rule removed since the job was queued ends the job at once.
 //! - `reconcile_rule {"rule": ID, "pull": bool}`: plan and apply one rule on
 //!   the cached state (pulling its calendars first only when `pull` is set:
 //!   cron-scheduled runs).
@@ -202,7 +204,30 @@ async fn run_job(
     match job.kind {
         JobKind::PullCalendar => {
             let id = CalendarId::new(payload_id(job, "calendar")?);
-            let before = store.calendar(&id).await?;
+            let before = match store.calendar(&id).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound { .. }) => {
+                    tracing::debug!(calendar = %id, "pull of a removed calendar: nothing to do");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let account = store.account(&before.account).await?;
+            let rules: Vec<_> = store
+                .rules(&account.user)
+                .await?
+                .into_iter()
+                .filter(|r| r.calendars().iter().any(|c| c == id.as_str()))
+                .collect();
+            if rules.is_empty() {
+                // No rule uses the calendar (any more): no pull, and no
+                // channel left to push for it.
+                let stopped = engine.stop_channels(&before).await?;
+                for error in stopped.errors {
+                    tracing::warn!(calendar = %id, "{error}");
+                }
+                return Ok(());
+            }
             let report = engine.pull(&before).await;
             let after = store.calendar(&id).await?;
             // A pull that committed nothing failed: the queue retries it.
@@ -227,25 +252,29 @@ async fn run_job(
             let changed =
                 report.added + report.changed + report.removed > 0 || before.cursor.is_none();
             if changed {
-                let account = store.account(&before.account).await?;
-                for rule in store.rules(&account.user).await? {
-                    if rule.calendars().iter().any(|c| c == id.as_str()) {
-                        queue
-                            .enqueue(
-                                JobKind::ReconcileRule,
-                                &format!("rule:{}", rule.id),
-                                &json!({"rule": rule.id.to_string()}),
-                                None,
-                            )
-                            .await?;
-                    }
+                for rule in rules {
+                    queue
+                        .enqueue(
+                            JobKind::ReconcileRule,
+                            &format!("rule:{}", rule.id),
+                            &json!({"rule": rule.id.to_string()}),
+                            None,
+                        )
+                        .await?;
                 }
             }
             Ok(())
         }
         JobKind::ReconcileRule => {
             let id = RuleId::new(payload_id(job, "rule")?);
-            let rule = store.rule(&id).await?;
+            let rule = match store.rule(&id).await {
+                Ok(rule) => rule,
+                Err(StoreError::NotFound { .. }) => {
+                    tracing::debug!(rule = %id, "run of a removed rule: nothing to do");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             let pull = job.payload.get("pull").and_then(serde_json::Value::as_bool) == Some(true);
             let request = SyncRequest {
                 skip_pull: !pull,

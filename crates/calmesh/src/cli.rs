@@ -201,6 +201,15 @@ enum AccountsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an account: stop its push channels, forget its calendars and
+    /// credentials. Refused while a rule uses one of its calendars.
+    Remove {
+        /// The account's email.
+        email: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +275,19 @@ enum RulesCommand {
     Add(AddRule),
     /// List rules.
     List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule: delete the blocks it made (only those), then the
+    /// rule; stop push channels no other rule needs.
+    Remove {
+        /// Rule name.
+        name: String,
+        /// Leave its blocks in the calendars (`calmesh reset` removes them
+        /// later: they keep the rule's tag, and rule ids are never reused).
+        #[arg(long)]
+        keep_blocks: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -518,6 +540,18 @@ async fn run_async(
         Command::Rules(RulesCommand::List { json }) => sync_cmd::list_rules(store, json)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Rules(RulesCommand::Remove {
+            name,
+            keep_blocks,
+            json,
+        }) => sync_cmd::remove_rule(store, &name, keep_blocks, json)
+            .await
+            .map(status),
+        Command::Accounts(AccountsCommand::Remove { email, json }) => {
+            sync_cmd::remove_account(store, &email, json)
+                .await
+                .map(status)
+        }
         Command::Sync {
             rule,
             calendar,

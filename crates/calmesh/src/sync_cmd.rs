@@ -278,6 +278,63 @@ pub async fn list_rules(store: Arc<dyn Store>, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `calmesh rules remove`: the rule's blocks (unless `keep_blocks`), the
+/// rule, and channels no rule needs any more; returns whether it is gone.
+pub async fn remove_rule(
+    store: Arc<dyn Store>,
+    name: &str,
+    keep_blocks: bool,
+    json: bool,
+) -> Result<bool> {
+    let user = user(store.as_ref()).await?;
+    let rule = store
+        .rule_by_name(&user, name)
+        .await?
+        .ok_or_else(|| anyhow!("no rule named {name:?}"))?;
+    let report = engine(store).remove_rule(&user, &rule, keep_blocks).await?;
+    print_removal(&report, json, "rule")?;
+    Ok(report.done)
+}
+
+/// `calmesh accounts remove`; returns whether it is gone.
+pub async fn remove_account(store: Arc<dyn Store>, email: &str, json: bool) -> Result<bool> {
+    let user = user(store.as_ref()).await?;
+    let account = store
+        .account_by_email(&user, "google", email)
+        .await?
+        .ok_or_else(|| anyhow!("no Google account {email:?}"))?;
+    let report = engine(store).remove_account(&account).await?;
+    print_removal(&report, json, "account")?;
+    Ok(report.done)
+}
+
+fn print_removal(report: &calmesh_sync::RemovalReport, json: bool, what: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    for reset in &report.resets {
+        for pull in &reset.pulls {
+            println!("{}: {} blocks deleted", pull.calendar, reset.deleted);
+        }
+    }
+    if report.channels_stopped > 0 {
+        println!("{} push channels stopped", report.channels_stopped);
+    }
+    for error in &report.errors {
+        eprintln!("error: {error}");
+    }
+    if report.done {
+        println!("{what} {} removed", report.removed);
+    } else {
+        eprintln!(
+            "{what} {} kept: the errors above must be fixed first; run the command again",
+            report.removed
+        );
+    }
+    Ok(())
+}
+
 /// `calmesh sync`; returns whether every rule succeeded.
 pub async fn sync(
     store: Arc<dyn Store>,

@@ -1,0 +1,172 @@
+//! Removing rules and accounts: a rule's blocks go first (only its own),
+//! channels no rule needs are stopped at the provider, an account in use is
+//! refused, and a removed rule's id never comes back to claim its blocks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use common::{Calmesh, Emu, assert_converged, at, is_block};
+use serde_json::{Value, json};
+
+const ANN: &str = "ann@example.com";
+const BOB: &str = "bob@example.com";
+const CAT: &str = "cat@example.com";
+
+/// The calendars with a live channel at the emulator.
+async fn watched(emu: &Emu) -> BTreeSet<String> {
+    emu.control("GET", "channels", Value::Null).await["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["calendarId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Blocks in `email`'s calendar, by the rule id in their tag.
+async fn blocks_by_rule(emu: &Emu, email: &str) -> Vec<String> {
+    let mut rules: Vec<String> = emu
+        .raw(email)
+        .await
+        .iter()
+        .filter(|e| is_block(e) && e["status"] != "cancelled")
+        .map(|e| {
+            e.pointer("/extendedProperties/private/calmeshRule")
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    rules.sort();
+    rules
+}
+
+fn rule_id(cm: &Calmesh, name: &str) -> String {
+    let rules: Value = serde_json::from_str(&cm.ok(&["rules", "list", "--json"])).unwrap();
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no rule {name}: {rules:#}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_rules_and_accounts_leaves_nothing_behind() {
+    let mut emu = Emu::start().await;
+    for e in [ANN, BOB, CAT] {
+        emu.add_account(e).await;
+    }
+    let cm = Calmesh::new();
+    cm.add_accounts(&emu, &[ANN, BOB, CAT]);
+    cm.add_busy_rule("pair", &[ANN, BOB]);
+    cm.add_busy_rule("work", &[ANN, BOB, CAT]);
+    for (i, email) in (2i64..).zip([ANN, BOB, CAT]) {
+        emu.insert(
+            email,
+            json!({"summary": "x", "start": {"dateTime": at(i, 9)}, "end": {"dateTime": at(i, 10)}}),
+        )
+        .await;
+    }
+
+    // serve watches every calendar a rule uses once it has pulled it.
+    let mut child = cm
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--tick-seconds",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.next().unwrap().unwrap();
+    let started = Instant::now();
+    while watched(&emu).await.len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no channels");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // Both rules have run (a CLI sync makes sure of it).
+    cm.sync();
+    let pair = rule_id(&cm, "pair");
+    let work = rule_id(&cm, "work");
+    // ann: bob's event once per rule, cat's by "work".
+    assert_eq!(
+        blocks_by_rule(&emu, ANN).await,
+        [pair.clone(), work.clone(), work.clone()]
+    );
+    assert_eq!(
+        blocks_by_rule(&emu, CAT).await,
+        [work.clone(), work.clone()]
+    );
+
+    // An account in use cannot go.
+    let out = cm.run(&["accounts", "remove", CAT]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("work"), "{err}");
+
+    // Removing "work" deletes its blocks and nothing else; cat's calendar
+    // is in no rule now, so its channel is stopped.
+    let report: Value =
+        serde_json::from_str(&cm.ok(&["rules", "remove", "work", "--json"])).unwrap();
+    assert_eq!(report["done"], true, "{report:#}");
+    assert_eq!(report["channels_stopped"], 1, "{report:#}");
+    assert_eq!(blocks_by_rule(&emu, ANN).await, [pair.clone()]);
+    assert_eq!(blocks_by_rule(&emu, BOB).await, [pair.clone()]);
+    assert!(blocks_by_rule(&emu, CAT).await.is_empty());
+    assert_eq!(
+        watched(&emu).await,
+        BTreeSet::from([ANN.to_owned(), BOB.to_owned()])
+    );
+    assert_converged(&emu, &[ANN, BOB]).await;
+    // Own events untouched.
+    for email in [ANN, BOB, CAT] {
+        assert_eq!(emu.own(email).await.len(), 1, "{email}");
+    }
+
+    // cat is free to go now.
+    cm.ok(&["accounts", "remove", CAT]);
+    let accounts: Value = serde_json::from_str(&cm.ok(&["accounts", "list", "--json"])).unwrap();
+    assert_eq!(accounts.as_array().unwrap().len(), 2, "{accounts:#}");
+
+    // Removing "pair" but keeping its blocks: they stay, channels go.
+    let report: Value =
+        serde_json::from_str(&cm.ok(&["rules", "remove", "pair", "--keep-blocks", "--json"]))
+            .unwrap();
+    assert_eq!(report["channels_stopped"], 2, "{report:#}");
+    assert!(watched(&emu).await.is_empty());
+    assert_eq!(blocks_by_rule(&emu, ANN).await, [pair.clone()]);
+
+    // A new rule over the same calendars gets a new id: the kept blocks
+    // stay the removed rule's, and the new rule makes its own.
+    cm.add_busy_rule("again", &[ANN, BOB]);
+    let again = rule_id(&cm, "again");
+    assert_ne!(again, pair);
+    assert_ne!(again, work);
+    cm.sync();
+    let mut both = vec![again.clone(), pair.clone()];
+    both.sort();
+    assert_eq!(blocks_by_rule(&emu, ANN).await, both);
+    // reset without --rule also removes the blocks of rules that are gone.
+    cm.ok(&["reset", "--calendar", &format!("{ANN}:primary")]);
+    assert!(blocks_by_rule(&emu, ANN).await.is_empty());
+    assert_eq!(blocks_by_rule(&emu, BOB).await.len(), 2);
+}
