@@ -111,6 +111,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// See calmesh work with no credentials: `serve` on a fresh SQLite
+    /// database with a Google Calendar emulator holding three people in a
+    /// busy group, and their calendars changing every few seconds.
+    Demo {
+        /// Address calmesh listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Directory for the demo's database (default: a new temporary
+        /// directory, kept when the demo stops). Must not hold one already.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seconds between sample changes (0: none).
+        #[arg(long, default_value_t = 15)]
+        edit_seconds: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Run a provider emulator (for tests, benchmarks and trying calmesh).
     #[command(subcommand)]
     Emulate(EmulateCommand),
@@ -408,6 +425,24 @@ async fn run_async(
             .await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Demo {
+            listen,
+            dir,
+            edit_seconds,
+            run,
+        } => {
+            crate::demo::run(
+                crate::demo::DemoOptions {
+                    listen,
+                    dir,
+                    edit_every: edit_seconds,
+                    run: run.options(false),
+                },
+                key_file.as_deref(),
+            )
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Worker { run } => {
             crate::service::worker(&database, key_file.as_deref(), &run.options(false)).await?;
             return Ok(ExitCode::SUCCESS);
@@ -435,6 +470,7 @@ async fn run_async(
         Command::Ical(_)
         | Command::Emulate(_)
         | Command::Worker { .. }
+        | Command::Demo { .. }
         | Command::Serve { .. }
         | Command::Jobs(_)
         | Command::Status { .. } => Ok(ExitCode::SUCCESS),

@@ -2,6 +2,7 @@
 
 mod cli;
 mod connect;
+mod demo;
 mod emulate;
 mod ical_cmd;
 mod service;

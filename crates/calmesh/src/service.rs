@@ -347,6 +347,22 @@ pub async fn serve(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let bound = listener.local_addr()?;
+    println!("http://{bound}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    serve_backend(backend, listener, options, shutdown_signal()?).await?;
+    eprintln!("calmesh serve: stopped");
+    Ok(())
+}
+
+/// [`serve`] on an open backend and a bound listener, until `shutdown`.
+pub async fn serve_backend(
+    backend: Backend,
+    listener: tokio::net::TcpListener,
+    options: &RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let bound = listener.local_addr()?;
     // Where providers deliver push notifications: CALMESH_PUBLIC_URL, else
     // this server's own address (right for the emulator and for a provider
     // on the same host; behind a proxy, set CALMESH_PUBLIC_URL).
@@ -354,10 +370,6 @@ pub async fn serve(
     if channels.public_url.is_none() {
         channels.public_url = Some(format!("http://{bound}"));
     }
-    println!("http://{bound}");
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    let shutdown = shutdown_signal()?;
     let state = calmesh_server::AppState {
         store: backend.store.clone(),
         queue: backend.queue.clone(),
@@ -377,6 +389,5 @@ pub async fn serve(
         Ok(result) => result.context("the HTTP server failed")?,
         Err(e) => bail!("the HTTP server task failed: {e}"),
     }
-    eprintln!("calmesh serve: stopped");
     Ok(())
 }
