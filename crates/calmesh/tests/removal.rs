@@ -129,8 +129,8 @@ async fn removing_rules_and_accounts_leaves_nothing_behind() {
         serde_json::from_str(&cm.ok(&["rules", "remove", "work", "--json"])).unwrap();
     assert_eq!(report["done"], true, "{report:#}");
     assert_eq!(report["channels_stopped"], 1, "{report:#}");
-    assert_eq!(blocks_by_rule(&emu, ANN).await, [pair.clone()]);
-    assert_eq!(blocks_by_rule(&emu, BOB).await, [pair.clone()]);
+    assert_eq!(blocks_by_rule(&emu, ANN).await, vec![pair.clone()]);
+    assert_eq!(blocks_by_rule(&emu, BOB).await, vec![pair.clone()]);
     assert!(blocks_by_rule(&emu, CAT).await.is_empty());
     assert_eq!(
         watched(&emu).await,
@@ -153,7 +153,7 @@ async fn removing_rules_and_accounts_leaves_nothing_behind() {
             .unwrap();
     assert_eq!(report["channels_stopped"], 2, "{report:#}");
     assert!(watched(&emu).await.is_empty());
-    assert_eq!(blocks_by_rule(&emu, ANN).await, [pair.clone()]);
+    assert_eq!(blocks_by_rule(&emu, ANN).await, vec![pair.clone()]);
 
     // A new rule over the same calendars gets a new id: the kept blocks
     // stay the removed rule's, and the new rule makes its own.
