@@ -189,6 +189,13 @@ impl GoogleProvider {
         })
     }
 
+    /// Meters calls with `limiter` instead of a limiter of its own (to share
+    /// one account's rate among several handles).
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.http = self.http.with_limiter(limiter);
+        self
+    }
+
     /// Sets the zone floating times are written in (the calendar's zone).
     pub fn with_floating_zone(mut self, zone: Tz) -> Self {
         self.floating_zone = zone;

@@ -56,6 +56,40 @@ impl RetryPolicy {
 /// The longest `Retry-After` waited out inside one call.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// One [`RateLimiter`] per account, shared by everything in a process that
+/// calls for that account (every worker's provider handles), so an
+/// account's rate is its own however many jobs run at once.
+#[derive(Debug)]
+pub struct RateLimits {
+    per_second: f64,
+    burst: u32,
+    limiters: std::sync::Mutex<std::collections::HashMap<String, Arc<RateLimiter>>>,
+}
+
+impl RateLimits {
+    /// `per_second` calls per account on average, bursts up to `burst`.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self {
+            per_second,
+            burst,
+            limiters: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The limiter of `account` (any stable key), made on first use.
+    pub fn for_account(&self, account: &str) -> Arc<RateLimiter> {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map
+        // is still a valid map.
+        let mut map = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(account.to_owned())
+            .or_insert_with(|| Arc::new(RateLimiter::new(self.per_second, self.burst)))
+            .clone()
+    }
+}
+
 /// A token bucket: `per_second` calls on average, bursts up to `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -183,6 +217,13 @@ impl HttpClient {
             tokens,
             classify,
         }
+    }
+
+    /// The same client, metered by `limiter` (one shared with the account's
+    /// other clients, see [`RateLimits`]).
+    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// The underlying reqwest client, to build requests with.

@@ -12,7 +12,7 @@ pub mod oauth;
 pub mod types;
 
 pub use error::ProviderError;
-pub use http::{HttpClient, PROVIDER_REQUESTS_TOTAL, RetryPolicy};
+pub use http::{HttpClient, PROVIDER_REQUESTS_TOTAL, RateLimiter, RateLimits, RetryPolicy};
 pub use oauth::{OAuthClient, TokenSource};
 pub use types::*;
 

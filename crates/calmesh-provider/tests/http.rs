@@ -180,3 +180,41 @@ async fn the_rate_limiter_spaces_calls() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn clients_of_one_account_share_its_rate() {
+    use calmesh_provider::RateLimits;
+    let limits = RateLimits::new(50.0, 1);
+    let a = limits.for_account("7");
+    assert!(Arc::ptr_eq(&a, &limits.for_account("7")));
+    assert!(!Arc::ptr_eq(&a, &limits.for_account("8")));
+    // Two clients (two workers) of account 7 make six calls in all: the
+    // account's rate spaces all six, not three per client.
+    let app = Router::new().route("/x", get(|| async { "ok" }));
+    let base = serve(app).await;
+    let client = || {
+        HttpClient::new(
+            "test",
+            calmesh_provider::http::build_reqwest().unwrap(),
+            policy(),
+            Arc::new(RateLimiter::new(1000.0, 1000)),
+            None,
+            classify,
+        )
+        .with_limiter(limits.for_account("7"))
+    };
+    let (one, two) = (client(), client());
+    let url = format!("{base}/x");
+    let started = Instant::now();
+    async fn three(c: &HttpClient, url: &str) {
+        for _ in 0..3 {
+            c.send(|http| http.get(url)).await.unwrap();
+        }
+    }
+    tokio::join!(three(&one, &url), three(&two, &url));
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -19,7 +19,9 @@ use calmesh_core::busy::{
 };
 use calmesh_core::{AccountId, CalendarId, UserId};
 use calmesh_google::{GoogleAccount, GoogleProvider};
-use calmesh_provider::{Change, Provider, ProviderError, RetryPolicy, WriteRequest};
+use calmesh_provider::{
+    Change, Provider, ProviderError, RateLimiter, RateLimits, RetryPolicy, WriteRequest,
+};
 use calmesh_store::{
     Account, AccountStatus, Calendar, Credentials, Link, LinkKey, NewCalendar, NewRun, PullBatch,
     Rule, RuleState, RunReport, Store, StoreError,
@@ -163,32 +165,59 @@ impl Default for ProviderSettings {
     }
 }
 
-/// Makes a provider handle for an account.
+/// Makes a provider handle for an account, metered by `limiter`.
 pub fn provider_for(
     account: &Account,
     credentials: Credentials,
     settings: ProviderSettings,
+    limiter: Arc<RateLimiter>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     match account.provider.as_str() {
-        "google" => Ok(Arc::new(GoogleProvider::new(GoogleAccount {
-            api_base: account
-                .api_base
-                .clone()
-                .unwrap_or_else(|| calmesh_google::DEFAULT_API_BASE.to_owned()),
-            token_url: account
-                .token_url
-                .clone()
-                .unwrap_or_else(|| calmesh_google::DEFAULT_TOKEN_URL.to_owned()),
-            client_id: account.client_id.clone(),
-            client_secret: credentials.client_secret,
-            refresh_token: credentials.refresh_token,
-            policy: settings.policy,
-            per_second: settings.per_second,
-        })?)),
+        "google" => Ok(Arc::new(
+            GoogleProvider::new(GoogleAccount {
+                api_base: account
+                    .api_base
+                    .clone()
+                    .unwrap_or_else(|| calmesh_google::DEFAULT_API_BASE.to_owned()),
+                token_url: account
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| calmesh_google::DEFAULT_TOKEN_URL.to_owned()),
+                client_id: account.client_id.clone(),
+                client_secret: credentials.client_secret,
+                refresh_token: credentials.refresh_token,
+                policy: settings.policy,
+                per_second: settings.per_second,
+            })?
+            .with_rate_limiter(limiter),
+        )),
         other => Err(ProviderError::Request(format!(
             "provider {other:?} is not supported yet"
         ))),
     }
+}
+
+/// A provider handle and the [`account_fingerprint`] it was made from.
+type Handle = (u64, Arc<dyn Provider>);
+
+/// Bursts an account's rate limiter allows.
+const BURST: u32 = 20;
+
+/// What an account's provider handle is made from (settings and secrets),
+/// hashed: a changed account needs a new handle.
+fn account_fingerprint(account: &Account, credentials: &Credentials) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &account.provider,
+        &account.api_base,
+        &account.token_url,
+        &account.client_id,
+        &credentials.refresh_token,
+        &credentials.client_secret,
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// What `sync` does.
@@ -234,7 +263,13 @@ pub enum Progress {
 pub struct Engine {
     store: Arc<dyn Store>,
     settings: ProviderSettings,
-    providers: Mutex<HashMap<AccountId, Arc<dyn Provider>>>,
+    /// Per-account rate limiters, shared with the process's other engines.
+    limits: Arc<RateLimits>,
+    /// Provider handles, with the fingerprint of the account settings and
+    /// credentials they were made from.
+    providers: Mutex<HashMap<AccountId, Handle>>,
+    /// Accounts whose handle was checked against the store this run.
+    checked: Mutex<HashSet<AccountId>>,
     /// Accounts that cannot be used this run, and why.
     unavailable: Mutex<HashMap<AccountId, String>>,
     /// Calendars pulled this run (each once), with their report.
@@ -259,12 +294,26 @@ impl Engine {
         Self {
             store,
             settings,
+            limits: Arc::new(RateLimits::new(settings.per_second, BURST)),
             providers: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashSet::new()),
             unavailable: Mutex::new(HashMap::new()),
             pulled: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             progress: Box::new(|_| {}),
         }
+    }
+
+    /// Shares per-account rate limits with other engines (a process's
+    /// workers): made with [`Engine::rate_limits`] of the settings.
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A rate-limit registry for engines that share one process.
+    pub fn rate_limits(settings: ProviderSettings) -> Arc<RateLimits> {
+        Arc::new(RateLimits::new(settings.per_second, BURST))
     }
 
     /// Reports progress to `progress`.
@@ -304,7 +353,9 @@ impl Engine {
         if let Some(why) = Self::lock(&self.unavailable).get(id) {
             return Err(why.clone());
         }
-        if let Some(p) = Self::lock(&self.providers).get(id) {
+        if Self::lock(&self.checked).contains(id)
+            && let Some((_, p)) = Self::lock(&self.providers).get(id)
+        {
             return Ok(p.clone());
         }
         let account = self.account(id).await.map_err(|e| e.to_string())?;
@@ -326,9 +377,20 @@ impl Engine {
             .credentials(id)
             .await
             .map_err(|e| e.to_string())?;
-        let provider =
-            provider_for(&account, credentials, self.settings).map_err(|e| e.to_string())?;
-        Self::lock(&self.providers).insert(id.clone(), provider.clone());
+        // A handle made earlier is kept (with its access token) while the
+        // account's settings and credentials are the same; an account added
+        // again with new credentials gets a new one.
+        let fingerprint = account_fingerprint(&account, &credentials);
+        Self::lock(&self.checked).insert(id.clone());
+        if let Some((made_from, p)) = Self::lock(&self.providers).get(id)
+            && *made_from == fingerprint
+        {
+            return Ok(p.clone());
+        }
+        let limiter = self.limits.for_account(id.as_str());
+        let provider = provider_for(&account, credentials, self.settings, limiter)
+            .map_err(|e| e.to_string())?;
+        Self::lock(&self.providers).insert(id.clone(), (fingerprint, provider.clone()));
         Ok(provider)
     }
 
@@ -609,6 +671,7 @@ impl Engine {
         Self::lock(&self.pulled).clear();
         Self::lock(&self.accounts).clear();
         Self::lock(&self.unavailable).clear();
+        Self::lock(&self.checked).clear();
     }
 
     /// The store this engine works on.
@@ -677,7 +740,7 @@ impl Engine {
     fn calls_so_far(&self) -> u64 {
         Self::lock(&self.providers)
             .values()
-            .map(|p| p.api_calls())
+            .map(|(_, p)| p.api_calls())
             .sum()
     }
 

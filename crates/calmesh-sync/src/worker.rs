@@ -324,10 +324,13 @@ pub fn spawn_workers(
     n: usize,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    // One rate limiter per account for the whole process.
+    let limits = Engine::rate_limits(settings);
     (0..n)
         .map(|i| {
             // One engine per worker: an engine's run state is per job.
-            let engine = Arc::new(Engine::new(store.clone(), settings));
+            let engine =
+                Arc::new(Engine::new(store.clone(), settings).with_rate_limits(limits.clone()));
             let config = WorkerConfig {
                 channels: channels.clone(),
                 ..WorkerConfig::numbered(i)

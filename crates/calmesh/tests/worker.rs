@@ -276,3 +276,108 @@ async fn serve_follows_push_notifications_without_polling() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A running service picks up an account connected again with new
+/// credentials: its old provider handle (with the revoked token) is not
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_uses_new_credentials_of_an_account_added_again() {
+    use std::io::{BufRead, BufReader};
+    const TWO: [&str; 2] = ["ann@example.com", "bob@example.com"];
+    let mut emu = Emu::start().await;
+    for e in TWO {
+        emu.add_account(e).await;
+    }
+    let cm = Calmesh::new();
+    cm.add_accounts(&emu, &TWO);
+    cm.add_busy_rule("work", &TWO);
+    emu.insert(
+        TWO[1],
+        json!({"summary": "x", "start": {"dateTime": at(2, 9)}, "end": {"dateTime": at(2, 10)}}),
+    )
+    .await;
+    let mut child = cm
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--tick-seconds",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.next().unwrap().unwrap();
+    async fn ann_blocks(emu: &Emu) -> usize {
+        emu.instances("ann@example.com")
+            .await
+            .iter()
+            .filter(|e| is_block(e))
+            .count()
+    }
+    let started = Instant::now();
+    while ann_blocks(&emu).await < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no first block"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Wait for both channels, then revoke ann's grant: the next write to
+    // her calendar fails and marks her account needs_reauth.
+    while emu.control("GET", "channels", Value::Null).await["channels"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "no channels");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    emu.control("POST", &format!("accounts/{}/revoke", TWO[0]), json!({}))
+        .await;
+    emu.insert(
+        TWO[1],
+        json!({"summary": "y", "start": {"dateTime": at(3, 9)}, "end": {"dateTime": at(3, 10)}}),
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let status: Value = serde_json::from_str(&cm.ok(&["status", "--json"])).unwrap();
+        if status["accounts"][0]["status"] == "needs_reauth" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "ann was not marked: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Connected again (fresh tokens from the emulator), while serve runs.
+    emu.add_account(TWO[0]).await;
+    cm.add_accounts(&emu, &TWO[..1]);
+    emu.insert(
+        TWO[1],
+        json!({"summary": "z", "start": {"dateTime": at(4, 9)}, "end": {"dateTime": at(4, 10)}}),
+    )
+    .await;
+    let started = Instant::now();
+    while ann_blocks(&emu).await < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "ann has {} blocks, want 3",
+            ann_blocks(&emu).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_converged(&emu, &TWO).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
