@@ -73,7 +73,7 @@ pub use error::JobError;
 pub use postgres::PgQueue;
 pub use sql::{MIGRATIONS_TABLE, SqlQueue};
 pub use sqlite::SqliteQueue;
-pub use types::{Counts, Enqueued, Failed, Job, JobId, JobKind, JobState};
+pub use types::{Counts, Enqueued, Failed, Fire, Job, JobId, JobKind, JobState};
 
 use std::time::Duration;
 
@@ -138,6 +138,30 @@ pub trait JobQueue: Send + Sync {
         schedule: &str,
         fire_at: DateTime<Utc>,
     ) -> Result<Option<Enqueued>, JobError>;
+
+    /// [`JobQueue::enqueue_fire`] for many fires at once (the scheduler's
+    /// due calendars): same outcome, a few statements per thousand fires
+    /// instead of a transaction each. Returns how many were new (enqueued
+    /// or coalesced into a pending job).
+    async fn enqueue_fires(&self, fires: &[Fire]) -> Result<u64, JobError> {
+        let mut new = 0;
+        for fire in fires {
+            if self
+                .enqueue_fire(
+                    fire.kind,
+                    &fire.key,
+                    &fire.payload,
+                    &fire.schedule,
+                    fire.fire_at,
+                )
+                .await?
+                .is_some()
+            {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
 
     /// Takes a job of these kinds (None: every kind this build knows), or
     /// returns None when none is due: first a running job whose lease

@@ -71,6 +71,20 @@ impl Backend for Postgres {
     );
     const LOCK_PENDING: &'static str = "SELECT id, run_at, triggers FROM jobs \
          WHERE kind = $1 AND key = $2 AND state = 'pending' FOR UPDATE";
+    const RECORD_FIRES: &'static str = "INSERT INTO job_fires (schedule, fire_at, created_at) \
+         SELECT r->>'s', (r->>'f')::timestamptz, $2 FROM jsonb_array_elements($1) AS r \
+         ON CONFLICT (schedule, fire_at) DO NOTHING RETURNING schedule";
+    const ENQUEUE_MANY: &'static str = "INSERT INTO jobs (kind, key, payload, run_at, created_at) \
+         SELECT r->>'k', r->>'key', r->'p', $2, $2 FROM jsonb_array_elements($1) AS r \
+         ON CONFLICT (kind, key) WHERE state = 'pending' DO UPDATE SET \
+         run_at = CASE WHEN excluded.run_at < jobs.run_at THEN excluded.run_at ELSE jobs.run_at END, \
+         triggers = jobs.triggers + 1";
+
+    /// Microseconds, as PostgreSQL keeps them (the time is already
+    /// truncated to them).
+    fn time_text(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
 
     async fn migrate(pool: &Pool<Postgres>) -> Result<(), sqlx::migrate::MigrateError> {
         let mut migrator = sqlx::migrate!("./migrations/postgres");

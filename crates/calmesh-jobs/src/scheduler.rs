@@ -21,7 +21,7 @@ use serde_json::json;
 use calmesh_store::{AccountStatus, Rule, Store, StoreError};
 
 use crate::schedule::{CronSchedule, PollPolicy, calendar_due};
-use crate::{JobError, JobKind, JobQueue};
+use crate::{Fire, JobError, JobKind, JobQueue};
 
 /// The scheduler's settings.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +82,7 @@ pub async fn tick(
     // Only calendars a rule reads or writes are polled (and so watched): an
     // account's other calendars are known but cost no API calls.
     let used: HashSet<String> = rules.iter().flat_map(Rule::calendars).collect();
+    let mut fires = Vec::new();
     for poll in store.calendar_polls().await? {
         report.calendars += 1;
         if poll.account_status == AccountStatus::NeedsReauth
@@ -113,19 +114,15 @@ pub async fn tick(
             minute(due)
         };
         let calendar = poll.calendar.to_string();
-        let enqueued = queue
-            .enqueue_fire(
-                JobKind::PullCalendar,
-                &format!("pull:{calendar}"),
-                &json!({"calendar": calendar, "reason": "schedule"}),
-                &format!("poll:{calendar}"),
-                fire,
-            )
-            .await?;
-        if enqueued.is_some() {
-            report.pulls += 1;
-        }
+        fires.push(Fire {
+            kind: JobKind::PullCalendar,
+            key: format!("pull:{calendar}"),
+            payload: json!({"calendar": calendar, "reason": "schedule"}),
+            schedule: format!("poll:{calendar}"),
+            fire_at: fire,
+        });
     }
+    report.pulls = queue.enqueue_fires(&fires).await?;
     for rule in &rules {
         let Some(schedule) = rule.config.get("schedule") else {
             continue;

@@ -10,6 +10,7 @@
 //! and its migrations. Statements use `$1`, `$2`, ... placeholders, which
 //! both databases accept.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,8 @@ use chrono::{DateTime, Datelike, SubsecRound, TimeDelta, Utc};
 use sqlx::{Database, Pool};
 
 use crate::{
-    Clock, Counts, Enqueued, Failed, Job, JobError, JobId, JobKind, JobQueue, JobState, QueueConfig,
+    Clock, Counts, Enqueued, Failed, Fire, Job, JobError, JobId, JobKind, JobQueue, JobState,
+    QueueConfig,
 };
 
 /// The table that records the queue's applied migrations: not the store's
@@ -439,6 +441,69 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
         }))
     }
 
+    async fn enqueue_fires(&self, fires: &[Fire]) -> Result<u64, JobError> {
+        /// Fires per transaction: a few hundred kilobytes of JSON.
+        const CHUNK: usize = 2000;
+        let now = self.now();
+        in_range(now)?;
+        // A schedule or a job key twice in one statement is not allowed
+        // (the second would meet the first's row): such fires go one by
+        // one, after the batches.
+        let mut seen_schedules = HashSet::new();
+        let mut seen_keys = HashSet::new();
+        let (batched, single): (Vec<&Fire>, Vec<&Fire>) = fires.iter().partition(|f| {
+            seen_schedules.insert(f.schedule.as_str()) && seen_keys.insert((f.kind, f.key.as_str()))
+        });
+        let mut new = 0;
+        for chunk in batched.chunks(CHUNK) {
+            let mut records = Vec::with_capacity(chunk.len());
+            for fire in chunk {
+                let at = in_range(stored(fire.fire_at))?;
+                records.push(serde_json::json!({"s": fire.schedule, "f": DB::time_text(at)}));
+            }
+            let records = serde_json::Value::Array(records);
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let recorded: HashSet<String> = DB::fetch_all(
+                &mut tx,
+                DB::RECORD_FIRES,
+                &[Arg::Json(&records), now.into()],
+            )
+            .await?
+            .iter()
+            .map(|row| row.text("schedule"))
+            .collect::<Result<_, _>>()?;
+            let jobs: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter(|f| recorded.contains(&f.schedule))
+                .map(|f| serde_json::json!({"k": f.kind.name(), "key": f.key, "p": f.payload}))
+                .collect();
+            if jobs.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
+            let jobs = serde_json::Value::Array(jobs);
+            DB::execute(&mut tx, DB::ENQUEUE_MANY, &[Arg::Json(&jobs), now.into()]).await?;
+            tx.commit().await?;
+            new += recorded.len() as u64;
+        }
+        for fire in single {
+            if self
+                .enqueue_fire(
+                    fire.kind,
+                    &fire.key,
+                    &fire.payload,
+                    &fire.schedule,
+                    fire.fire_at,
+                )
+                .await?
+                .is_some()
+            {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
     async fn claim(
         &self,
         worker: &str,
@@ -675,6 +740,18 @@ pub trait Backend: Database<Row: Columns> + sealed::Sealed + Sync {
     /// Selects `id, run_at, triggers` of the pending job of kind `$1` and
     /// key `$2`, locked like [`Backend::LOCK_JOB`].
     const LOCK_PENDING: &'static str;
+    /// Records the fires in the JSON array `$1` (objects `{"s": schedule,
+    /// "f": fire time as [`Backend::time_text`]}`) at `$2`, skipping those
+    /// recorded before; returns the `schedule` of each new one.
+    const RECORD_FIRES: &'static str;
+    /// Enqueues the jobs in the JSON array `$1` (objects `{"k": kind,
+    /// "key": key, "p": payload}`), due and created at `$2`, coalescing as
+    /// [`ENQUEUE`] does. Kinds and keys are distinct within the array.
+    const ENQUEUE_MANY: &'static str;
+
+    /// An instant as [`Backend::RECORD_FIRES`] reads it from JSON (as the
+    /// database compares it with what a bound time stored).
+    fn time_text(t: DateTime<Utc>) -> String;
 
     /// Applies the queue's migrations, recorded in [`MIGRATIONS_TABLE`].
     fn migrate(

@@ -83,6 +83,22 @@ impl Backend for Sqlite {
     const LOCK_JOB: &'static str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
     const LOCK_PENDING: &'static str = "SELECT id, run_at, triggers FROM jobs \
          WHERE kind = $1 AND key = $2 AND state = 'pending'";
+    /// `WHERE true`: without it SQLite would read `ON CONFLICT` as a join
+    /// constraint of the `SELECT`.
+    const RECORD_FIRES: &'static str = "INSERT INTO job_fires (schedule, fire_at, created_at) \
+         SELECT json_extract(value, '$.s'), json_extract(value, '$.f'), $2 \
+         FROM json_each($1) WHERE true \
+         ON CONFLICT (schedule, fire_at) DO NOTHING RETURNING schedule";
+    const ENQUEUE_MANY: &'static str = "INSERT INTO jobs (kind, key, payload, run_at, created_at) \
+         SELECT json_extract(value, '$.k'), json_extract(value, '$.key'), \
+         value -> '$.p', $2, $2 FROM json_each($1) WHERE true \
+         ON CONFLICT (kind, key) WHERE state = 'pending' DO UPDATE SET \
+         run_at = CASE WHEN excluded.run_at < jobs.run_at THEN excluded.run_at ELSE jobs.run_at END, \
+         triggers = jobs.triggers + 1";
+
+    fn time_text(t: DateTime<Utc>) -> String {
+        ts(t)
+    }
 
     async fn migrate(pool: &Pool<Sqlite>) -> Result<(), sqlx::migrate::MigrateError> {
         let mut migrator = sqlx::migrate!("./migrations/sqlite");

@@ -195,6 +195,21 @@ pub struct Enqueued {
     pub coalesced: bool,
 }
 
+/// One fire of a schedule, for [`enqueue_fires`](crate::JobQueue::enqueue_fires).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fire {
+    /// The job's kind.
+    pub kind: JobKind,
+    /// The job's coalescing key.
+    pub key: String,
+    /// The job's payload.
+    pub payload: serde_json::Value,
+    /// The schedule (`poll:<calendar>`, `cron:<rule>:...`).
+    pub schedule: String,
+    /// The fire time.
+    pub fire_at: DateTime<Utc>,
+}
+
 /// What [`fail`](crate::JobQueue::fail) did with the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -54,5 +54,6 @@ on_every_backend!(
     cleanup_keeps_recent_history,
     throughput,
     a_fire_time_is_enqueued_once,
+    fires_in_bulk_are_enqueued_once,
     scheduler_tick,
 );

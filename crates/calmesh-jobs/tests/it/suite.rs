@@ -865,6 +865,60 @@ pub async fn a_fire_time_is_enqueued_once(h: &Harness) {
     );
 }
 
+/// Fires in bulk behave as one by one: each (schedule, fire time) once,
+/// whichever path recorded it first; coalesced with pending jobs; a
+/// schedule twice in one batch still counts once per fire time.
+pub async fn fires_in_bulk_are_enqueued_once(h: &Harness) {
+    use calmesh_jobs::Fire;
+    let q = h.queue.clone();
+    // Sub-microsecond digits: both paths must keep the same instant.
+    let fire = h.clock.now() - chrono::Duration::nanoseconds(61_000_000_789);
+    let make = |n: usize, at| Fire {
+        kind: PullCalendar,
+        key: format!("pull:{n}"),
+        payload: json!({"calendar": n.to_string()}),
+        schedule: format!("poll:{n}"),
+        fire_at: at,
+    };
+    // Fire 0 goes in alone first, by the single path.
+    assert!(
+        q.enqueue_fire(
+            PullCalendar,
+            "pull:0",
+            &json!({"calendar": "0"}),
+            "poll:0",
+            fire
+        )
+        .await
+        .unwrap()
+        .is_some()
+    );
+    // A pending job for calendar 1 (a webhook's), which the fire joins.
+    q.enqueue(PullCalendar, "pull:1", &json!({"calendar": "1"}), None)
+        .await
+        .unwrap();
+    let mut fires: Vec<Fire> = (0..2500).map(|n| make(n, fire)).collect();
+    // Calendar 5 twice: a later fire time too, in the same batch.
+    fires.push(make(5, fire + chrono::Duration::minutes(15)));
+    let new = q.enqueue_fires(&fires).await.unwrap();
+    assert_eq!(new, 2500, "0 was recorded before; 5's second fire is new");
+    assert_eq!(q.enqueue_fires(&fires).await.unwrap(), 0, "all recorded");
+    assert!(
+        q.enqueue_fire(PullCalendar, "pull:9", &json!({}), "poll:9", fire)
+            .await
+            .unwrap()
+            .is_none(),
+        "recorded by the bulk path"
+    );
+    let pending = q.list(Some(JobState::Pending), 5000).await.unwrap();
+    assert_eq!(pending.len(), 2500, "one pending job per calendar");
+    let one = pending.iter().find(|j| j.key == "pull:1").unwrap();
+    assert_eq!(one.triggers, 2, "{one:?}");
+    let five = pending.iter().find(|j| j.key == "pull:5").unwrap();
+    assert_eq!(five.triggers, 2, "{five:?}");
+    assert_eq!(five.payload, json!({"calendar": "5"}));
+}
+
 /// The scheduler tick over a real store: due calendars are pulled, a cron
 /// rule fires once at its time in its zone, renewal and cleanup once per
 /// hour and day; ticks repeated (or run by another process) add nothing.
