@@ -425,3 +425,242 @@ pub fn write_calls(stats: &Value) -> u64 {
         .map(|(_, n)| n.as_u64().unwrap())
         .sum()
 }
+
+/// [`assert_converged`] that reports instead of panicking, for polling:
+/// Ok(blocks per calendar) when every calendar of `emails` holds exactly one
+/// private "Busy" block per busy instance of the others (compared as
+/// multisets of times, so a duplicated block is a mismatch), else Err(why).
+pub async fn converged(emu: &Emu, emails: &[&str]) -> Result<BTreeMap<String, usize>, String> {
+    let mut all = BTreeMap::new();
+    for email in emails {
+        all.insert(*email, emu.instances(email).await);
+    }
+    let mut counts = BTreeMap::new();
+    for target in emails {
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for source in emails.iter().filter(|s| *s != target) {
+            for e in all[source]
+                .iter()
+                .filter(|e| !is_block(e) && busy(e, source))
+            {
+                expected.push((instant(&e["start"]), instant(&e["end"])));
+            }
+        }
+        let blocks: Vec<&Value> = all[target].iter().filter(|e| is_block(e)).collect();
+        for b in &blocks {
+            if b["summary"] != "Busy"
+                || b["visibility"] != "private"
+                || b.get("description").is_some()
+                || b.get("location").is_some()
+                || b.get("attendees").is_some()
+            {
+                return Err(format!("{target}: not a private Busy block: {b}"));
+            }
+        }
+        let mut actual: Vec<(String, String)> = blocks
+            .iter()
+            .map(|e| (instant(&e["start"]), instant(&e["end"])))
+            .collect();
+        expected.sort();
+        actual.sort();
+        if actual != expected {
+            return Err(format!(
+                "{target}: {} blocks, want {}: blocks {actual:?}, busy elsewhere {expected:?}",
+                actual.len(),
+                expected.len()
+            ));
+        }
+        counts.insert(target.to_string(), actual.len());
+    }
+    Ok(counts)
+}
+
+/// The live blocks of a calendar (raw, as stored) that share their
+/// (`calmeshRule`, `calmeshSource`) tags with another live block: one source
+/// event must have at most one block per target calendar.
+pub async fn duplicate_blocks(emu: &Emu, calendar: &str) -> Vec<Value> {
+    let mut by_tag: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    for e in emu.raw(calendar).await {
+        if !is_block(&e) || e["status"] == "cancelled" {
+            continue;
+        }
+        let tag = |k: &str| {
+            e.pointer(&format!("/extendedProperties/private/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let key = (tag("calmeshRule"), tag("calmeshSource"));
+        by_tag.entry(key).or_default().push(e);
+    }
+    by_tag
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .flatten()
+        .collect()
+}
+
+impl Calmesh {
+    /// A log file in the test's directory, for a child's stderr.
+    pub fn log_file(&self, name: &str) -> (std::path::PathBuf, std::fs::File) {
+        let path = self.dir.path().join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+
+    /// `calmesh serve ARGS` with stderr to `log` and `envs` added; returns
+    /// the child and the URL it prints first. The rest of stdout is drained.
+    pub fn spawn_serve(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &str,
+    ) -> (Running, String) {
+        use std::io::{BufRead, BufReader};
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let (_, file) = self.log_file(log);
+        let mut command = self.command(&all);
+        command
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(file);
+        let mut child = Running(command.spawn().unwrap());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = lines.next().unwrap().unwrap();
+        assert!(base.starts_with("http://"), "{base}");
+        std::thread::spawn(move || for _ in lines {});
+        (child, base)
+    }
+
+    /// `calmesh jobs list --json` (all of them, or those in `state`).
+    #[track_caller]
+    pub fn jobs(&self, state: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["jobs", "list", "--json", "--limit", "1000000"];
+        if let Some(state) = state {
+            args.extend_from_slice(&["--state", state]);
+        }
+        let text = self.ok(&args);
+        serde_json::from_str::<Value>(&text)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Sets the default user's sync interval through the store (the CLI has
+    /// no command for preferences yet).
+    pub async fn set_sync_interval(&self, minutes: u32) {
+        let url = &self.envs[0].1;
+        let key = calmesh_store::KeySource::Env(self.envs[1].1.clone());
+        let (key, _) = calmesh_store::SecretKey::load(&key).unwrap();
+        let store = calmesh_store::open_store(url, key).await.unwrap();
+        let users = store.users().await.unwrap();
+        assert_eq!(users.len(), 1, "{users:?}");
+        store
+            .set_preferences(
+                &users[0].0,
+                &calmesh_store::Preferences {
+                    auto_sync: true,
+                    interval_minutes: minutes,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to `within` for it to exit.
+pub async fn terminate(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {} did not stop within {within:?} of SIGTERM",
+            child.id()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Requests per route between two emulator stats snapshots.
+pub fn calls_between(before: &Value, after: &Value) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (route, n) in after["by_route"].as_object().unwrap() {
+        let was = before["by_route"][route].as_u64().unwrap_or(0);
+        let diff = n.as_u64().unwrap() - was;
+        if diff > 0 {
+            out.insert(route.clone(), diff);
+        }
+    }
+    out
+}
+
+/// On a panic (a failing test), prints the end of every `*.log` file in a
+/// directory (children's stderr, see [`Calmesh::log_file`]) before the
+/// directory goes away. Declare it after the [`Calmesh`], so it drops first.
+pub struct LogsOnPanic(pub std::path::PathBuf);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(40)..];
+                eprintln!(
+                    "---- {} (last {} of {} lines)\n{}",
+                    path.display(),
+                    tail.len(),
+                    lines.len(),
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// A child process that is SIGKILLed when dropped still running (a failing
+/// test must not leave `calmesh serve` or `worker` behind).
+pub struct Running(pub std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
