@@ -182,10 +182,22 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// Builds the reqwest client all adapters share settings with: rustls on
-/// ring, keep-alive, gzip off (the emulators and JSON APIs answer small),
-/// timeouts so a stuck connection becomes a retry.
+/// The reqwest client all adapters share: rustls on ring, keep-alive, gzip
+/// off (the emulators and JSON APIs answer small), timeouts so a stuck
+/// connection becomes a retry. One per process (clones share its
+/// connection pool): building one loads the system's root certificates,
+/// tens of milliseconds, which every provider handle paid before.
 pub fn build_reqwest() -> Result<reqwest::Client, ProviderError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let client = new_reqwest()?;
+    // Two threads may build one each the first time; both work.
+    Ok(CLIENT.get_or_init(|| client).clone())
+}
+
+fn new_reqwest() -> Result<reqwest::Client, ProviderError> {
     // Installing twice is harmless: the second call returns Err, ignored.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

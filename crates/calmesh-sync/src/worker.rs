@@ -10,8 +10,9 @@
 //! - `reconcile_rule {"rule": ID, "pull": bool}`: plan and apply one rule on
 //!   the cached state (pulling its calendars first only when `pull` is set:
 //!   cron-scheduled runs).
-//!   After a successful pull, the calendar gets a push channel when calmesh
-//!   has a public URL and the calendar has none that lives on.
+//!   Before each pull, the calendar gets a push channel when calmesh has a
+//!   public URL and the calendar has none that lives on (watch, then pull:
+//!   no change falls between the two).
 //! - `cleanup`: delete finished jobs older than a week, runs older than 30
 //!   days and expired channels.
 //! - `renew_channels`: replace channels expiring within 12 hours (new
@@ -32,6 +33,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{ChannelSettings, Engine, ProviderSettings, SyncRequest};
+
+/// How long a claim holds a job by default: the worker renews it every
+/// third of that while the job runs, and a job whose worker died is taken
+/// over after at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// How a worker claims and holds jobs.
 #[derive(Debug, Clone)]
@@ -55,7 +61,7 @@ impl WorkerConfig {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
         Self {
             id: format!("{host}:{}:{n}", std::process::id()),
-            lease: Duration::from_secs(300),
+            lease: DEFAULT_LEASE,
             idle_wait: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(20),
             channels: ChannelSettings::default(),
@@ -228,8 +234,17 @@ async fn run_job(
                 }
                 return Ok(());
             }
+            // Watch first, then pull: a change made before the channel was
+            // recorded is in the pull's listing, one made after it comes by
+            // push, so none waits for the safety poll. Failures are logged;
+            // polling goes on.
+            let made = engine
+                .ensure_channel(&before, channels, queue.now())
+                .await?;
+            for error in made.errors {
+                tracing::warn!(calendar = %id, "push channel: {error}");
+            }
             let report = engine.pull(&before).await;
-            let after = store.calendar(&id).await?;
             // A pull that committed nothing failed: the queue retries it.
             // Errors of single entries in a committed pull are the run's,
             // not the job's.
@@ -240,14 +255,6 @@ async fn run_job(
                     message: format!("pull of {}: {error}", report.calendar),
                     retry_after: None,
                 });
-            }
-            // Watch the calendar once it has been pulled (push needs a
-            // cursor to pull from); failures are logged, polling goes on.
-            if after.cursor.is_some() {
-                let made = engine.ensure_channel(&after, channels, queue.now()).await?;
-                for error in made.errors {
-                    tracing::warn!(calendar = %id, "push channel: {error}");
-                }
             }
             let changed =
                 report.added + report.changed + report.removed > 0 || before.cursor.is_none();
@@ -322,6 +329,7 @@ pub fn spawn_workers(
     settings: ProviderSettings,
     channels: ChannelSettings,
     n: usize,
+    lease: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     // One rate limiter per account for the whole process.
@@ -333,6 +341,7 @@ pub fn spawn_workers(
                 Arc::new(Engine::new(store.clone(), settings).with_rate_limits(limits.clone()));
             let config = WorkerConfig {
                 channels: channels.clone(),
+                lease,
                 ..WorkerConfig::numbered(i)
             };
             tokio::spawn(run_worker(engine, queue.clone(), config, shutdown.clone()))

@@ -146,6 +146,10 @@ struct RunArgs {
     /// live (notifications can be lost).
     #[arg(long, env = "CALMESH_PUSH_SAFETY_MINUTES", default_value_t = 360)]
     push_safety_minutes: u32,
+    /// Seconds a worker's claim holds a job; renewed every third of it while
+    /// the job runs. A job whose worker died is taken over after this long.
+    #[arg(long, env = "CALMESH_JOB_LEASE_SECONDS", default_value_t = 60)]
+    lease_seconds: u64,
 }
 
 impl RunArgs {
@@ -162,6 +166,7 @@ impl RunArgs {
                     self.push_safety_minutes.max(1),
                 )),
             },
+            lease: std::time::Duration::from_secs(self.lease_seconds.max(3)),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub tick_every: Duration,
     /// The scheduler's settings.
     pub scheduler: SchedulerConfig,
+    /// How long a worker's claim holds a job (renewed while it runs).
+    pub lease: Duration,
 }
 
 /// Workers to run by default: one per core, at least two (jobs mostly wait
@@ -130,6 +132,7 @@ async fn run_until_shutdown(
         sync_cmd::provider_settings(),
         channels,
         options.workers,
+        options.lease,
         shutdown.clone(),
     );
     let scheduler = tokio::spawn(scheduler_loop(

@@ -6,11 +6,11 @@
 //! survivors stop cleanly on SIGTERM. The figures (setup time, time to
 //! converge, API calls, notifications) are printed: run with --nocapture.
 //!
-//! It takes about six minutes on two cores in a debug build, most of it
-//! waiting: the killed worker nearly always holds a job, and a worker's
-//! lease is 300 s (`WorkerConfig::numbered`, not configurable), during which
-//! no other job of that key (that calendar's pulls, that rule's runs) runs.
-//! The other groups converge within seconds of the last edit.
+//! The killed worker nearly always holds a job, and until its lease ends no
+//! other job of that key (that calendar's pulls, that rule's runs) runs: the
+//! workers here hold leases of 10 s (`CALMESH_JOB_LEASE_SECONDS`; 60 s by
+//! default), so the groups it holds up converge after the takeover, the
+//! others within seconds of the last edit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -158,6 +158,7 @@ async fn three_workers_converge_300_calendars_with_a_worker_killed_midway() {
         let child = cm
             .command(&["worker", "--workers", "2", "--tick-seconds", "1"])
             .env("CALMESH_PUBLIC_URL", &public)
+            .env("CALMESH_JOB_LEASE_SECONDS", "10")
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
