@@ -110,6 +110,23 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// The safety-poll interval `serve` and `worker` run with, for the
+        /// next due times of watched calendars.
+        #[arg(long, env = "CALMESH_PUSH_SAFETY_MINUTES", default_value_t = 360)]
+        push_safety_minutes: u32,
+    },
+    /// Show or change when the scheduler pulls the user's calendars.
+    Preferences {
+        /// Pull calendars on a schedule (`on`), or only by push and by hand
+        /// (`off`).
+        #[arg(long, value_parser = ["on", "off"])]
+        auto_sync: Option<String>,
+        /// Minutes between scheduled pulls of each calendar (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        interval_minutes: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// See calmesh work with no credentials: `serve` on a fresh SQLite
     /// database with a Google Calendar emulator holding three people in a
@@ -463,9 +480,13 @@ async fn run_async(
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Status { json } => {
+        Command::Status {
+            json,
+            push_safety_minutes,
+        } => {
             let backend = crate::service::open(&database, key_file.as_deref()).await?;
-            crate::service::status(&backend, json).await?;
+            let safety = chrono::Duration::minutes(i64::from(push_safety_minutes.max(1)));
+            crate::service::status(&backend, json, safety).await?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -479,6 +500,13 @@ async fn run_async(
         | Command::Serve { .. }
         | Command::Jobs(_)
         | Command::Status { .. } => Ok(ExitCode::SUCCESS),
+        Command::Preferences {
+            auto_sync,
+            interval_minutes,
+            json,
+        } => sync_cmd::preferences(store, auto_sync.map(|a| a == "on"), interval_minutes, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Accounts(AccountsCommand::Add(AddAccount::Google {
             email,
             refresh_token,

@@ -240,7 +240,11 @@ pub async fn jobs_purge_dead(backend: &Backend) -> Result<()> {
 }
 
 /// `calmesh status`.
-pub async fn status(backend: &Backend, json: bool) -> Result<()> {
+pub async fn status(
+    backend: &Backend,
+    json: bool,
+    push_safety_interval: chrono::Duration,
+) -> Result<()> {
     let store = backend.store.as_ref();
     let now = backend.queue.now();
     let polls = store.calendar_polls().await?;
@@ -257,7 +261,7 @@ pub async fn status(backend: &Backend, json: bool) -> Result<()> {
                         auto_sync: p.auto_sync,
                         interval: chrono::Duration::minutes(i64::from(p.interval_minutes.max(1))),
                         has_live_channel: p.channel_expires.is_some_and(|e| e > now),
-                        push_safety_interval: SchedulerConfig::default().push_safety_interval,
+                        push_safety_interval,
                     },
                     now,
                 )

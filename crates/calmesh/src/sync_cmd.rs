@@ -335,6 +335,36 @@ fn print_removal(report: &calmesh_sync::RemovalReport, json: bool, what: &str) -
     Ok(())
 }
 
+/// `calmesh preferences`: changes what is given, prints the result.
+pub async fn preferences(
+    store: Arc<dyn Store>,
+    auto_sync: Option<bool>,
+    interval_minutes: Option<u32>,
+    json: bool,
+) -> Result<()> {
+    let user = user(store.as_ref()).await?;
+    let mut prefs = store.preferences(&user).await?;
+    if auto_sync.is_some() || interval_minutes.is_some() {
+        if let Some(on) = auto_sync {
+            prefs.auto_sync = on;
+        }
+        if let Some(minutes) = interval_minutes {
+            prefs.interval_minutes = minutes;
+        }
+        store.set_preferences(&user, &prefs).await?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&prefs)?);
+    } else {
+        println!(
+            "auto sync {}, every {} minutes",
+            if prefs.auto_sync { "on" } else { "off" },
+            prefs.interval_minutes
+        );
+    }
+    Ok(())
+}
+
 /// `calmesh sync`; returns whether every rule succeeded.
 pub async fn sync(
     store: Arc<dyn Store>,

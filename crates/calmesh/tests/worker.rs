@@ -381,3 +381,34 @@ async fn serve_uses_new_credentials_of_an_account_added_again() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn preferences_are_shown_and_changed() {
+    let cm = Calmesh::new();
+    assert_eq!(
+        cm.ok(&["preferences"]).trim(),
+        "auto sync on, every 15 minutes"
+    );
+    cm.ok(&[
+        "preferences",
+        "--auto-sync",
+        "off",
+        "--interval-minutes",
+        "30",
+    ]);
+    let prefs: Value = serde_json::from_str(&cm.ok(&["preferences", "--json"])).unwrap();
+    assert_eq!(prefs, json!({"auto_sync": false, "interval_minutes": 30}));
+    cm.ok(&["preferences", "--auto-sync", "on"]);
+    assert_eq!(
+        cm.ok(&["preferences"]).trim(),
+        "auto sync on, every 30 minutes"
+    );
+    for bad in [["--interval-minutes", "0"], ["--auto-sync", "maybe"]] {
+        let mut args = vec!["preferences"];
+        args.extend(bad);
+        let out = cm.run(&args);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad[0]), "{err}");
+    }
+}
