@@ -100,6 +100,28 @@ impl Default for QueueConfig {
     }
 }
 
+/// [`JobQueue::enqueue_fire`] for each fire in turn; returns how many were
+/// new.
+pub(crate) async fn fires_one_by_one<'a, Q: JobQueue + ?Sized>(
+    queue: &Q,
+    fires: impl Iterator<Item = &'a Fire> + Send,
+) -> Result<u64, JobError> {
+    let mut new = 0;
+    for fire in fires {
+        let enqueued = queue
+            .enqueue_fire(
+                fire.kind,
+                &fire.key,
+                &fire.payload,
+                &fire.schedule,
+                fire.fire_at,
+            )
+            .await?;
+        new += u64::from(enqueued.is_some());
+    }
+    Ok(new)
+}
+
 /// The job queue. Every method is atomic (one statement or transaction;
 /// `claim` may bury dead jobs on its way) and reads the time from the
 /// queue's [`Clock`], except those that take a time as an argument.
@@ -144,23 +166,7 @@ pub trait JobQueue: Send + Sync {
     /// instead of a transaction each. Returns how many were new (enqueued
     /// or coalesced into a pending job).
     async fn enqueue_fires(&self, fires: &[Fire]) -> Result<u64, JobError> {
-        let mut new = 0;
-        for fire in fires {
-            if self
-                .enqueue_fire(
-                    fire.kind,
-                    &fire.key,
-                    &fire.payload,
-                    &fire.schedule,
-                    fire.fire_at,
-                )
-                .await?
-                .is_some()
-            {
-                new += 1;
-            }
-        }
-        Ok(new)
+        fires_one_by_one(self, fires.iter()).await
     }
 
     /// Takes a job of these kinds (None: every kind this build knows), or

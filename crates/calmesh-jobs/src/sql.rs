@@ -486,21 +486,7 @@ impl<DB: Backend> JobQueue for SqlQueue<DB> {
             tx.commit().await?;
             new += recorded.len() as u64;
         }
-        for fire in single {
-            if self
-                .enqueue_fire(
-                    fire.kind,
-                    &fire.key,
-                    &fire.payload,
-                    &fire.schedule,
-                    fire.fire_at,
-                )
-                .await?
-                .is_some()
-            {
-                new += 1;
-            }
-        }
+        new += crate::fires_one_by_one(self, single.into_iter()).await?;
         Ok(new)
     }
 

@@ -52,20 +52,23 @@ impl Engine {
             removed: rule.name.clone(),
             ..RemovalReport::default()
         };
-        let calendars = rule.calendars();
+        // The rule's calendars still stored (one that went with its account
+        // has no blocks to find and no channel to stop).
+        let mut calendars = Vec::new();
+        for id in rule.calendars() {
+            match self.store().calendar(&CalendarId::new(id)).await {
+                Ok(c) => calendars.push(c),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if !keep_blocks {
-            for id in &calendars {
-                let calendar = match self.store().calendar(&CalendarId::new(id.as_str())).await {
-                    Ok(c) => c,
-                    // The calendar went with its account: no blocks to find.
-                    Err(StoreError::NotFound { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                let reset = self.reset(user, &calendar, Some(rule), false).await?;
+            for calendar in &calendars {
+                let reset = self.reset(user, calendar, Some(rule), false).await?;
                 if reset.status != "ok" {
                     report.errors.push(format!(
                         "{}: {}",
-                        self.label(&calendar).await,
+                        self.label(calendar).await,
                         reset
                             .message
                             .clone()
@@ -88,13 +91,11 @@ impl Engine {
             .iter()
             .flat_map(Rule::calendars)
             .collect();
-        for id in calendars.iter().filter(|c| !still_used.contains(*c)) {
-            let calendar = match self.store().calendar(&CalendarId::new(id.as_str())).await {
-                Ok(c) => c,
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let stopped = self.stop_channels(&calendar).await?;
+        for calendar in calendars
+            .iter()
+            .filter(|c| !still_used.contains(c.id.as_str()))
+        {
+            let stopped = self.stop_channels(calendar).await?;
             report.channels_stopped += stopped.stopped;
             report.errors.extend(stopped.errors);
         }

@@ -279,20 +279,14 @@ pub async fn run(options: DemoOptions, key_file: Option<&Path>) -> Result<()> {
         base: base.clone(),
         http: calmesh_provider::http::build_reqwest()?,
     };
-    let people = people(&emulator, &api).await?;
-    let persons: Vec<Person> = people
-        .iter()
-        .map(|(p, _)| Person {
-            email: p.email,
-            token: p.token.clone(),
-        })
-        .collect();
+    let (persons, secrets): (Vec<Person>, Vec<[String; 3]>) =
+        people(&emulator, &api).await?.into_iter().unzip();
     let seeded = seed(&api, &persons).await?;
 
     let backend = service::open(&database, key_file).await?;
     let store: Arc<dyn Store> = backend.store.clone();
     let user = sync_cmd::default_user(store.as_ref()).await?;
-    for (person, [refresh_token, client_id, client_secret]) in &people {
+    for (person, [refresh_token, client_id, client_secret]) in persons.iter().zip(&secrets) {
         let account = sync_cmd::google_account(
             user.clone(),
             person.email.to_owned(),

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::{Calmesh, Emu, assert_converged, at, is_block};
@@ -77,32 +76,25 @@ async fn removing_rules_and_accounts_leaves_nothing_behind() {
     }
 
     // serve watches every calendar a rule uses once it has pulled it.
-    let mut child = cm
-        .command(&[
-            "serve",
+    let (mut child, _base) = cm.spawn_serve(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--workers",
             "2",
             "--tick-seconds",
             "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.next().unwrap().unwrap();
+        ],
+        &[],
+        "serve.log",
+    );
     let started = Instant::now();
     while watched(&emu).await.len() < 3 {
         assert!(started.elapsed() < Duration::from_secs(60), "no channels");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let exit = common::terminate(&mut child, Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit:?}");
     // Both rules have run (a CLI sync makes sure of it).
     cm.sync();
     let pair = rule_id(&cm, "pair");

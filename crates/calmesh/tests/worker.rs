@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Calmesh, Emu, assert_converged, at, is_block};
+use common::{Calmesh, Emu, Running, assert_converged, at, is_block};
 use serde_json::{Value, json};
 
 const ALL: [&str; 3] = ["ann@example.com", "bob@example.com", "cat@example.com"];
@@ -48,13 +48,15 @@ async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let mut child = cm
-        .command(&["worker", "--workers", "2", "--tick-seconds", "1"])
-        .env("CALMESH_PUBLIC_URL", &public)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (_, log) = cm.log_file("worker.log");
+    let mut child = Running(
+        cm.command(&["worker", "--workers", "2", "--tick-seconds", "1"])
+            .env("CALMESH_PUBLIC_URL", &public)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     loop {
         let mut blocks = 0;
@@ -102,22 +104,7 @@ async fn worker_converges_a_busy_group_and_stops_on_sigterm() {
         }
     }
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "worker did not stop within 30 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = common::terminate(&mut child, Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}");
 
     let status: Value = serde_json::from_str(&cm.ok(&["status", "--json"])).unwrap();
@@ -173,7 +160,6 @@ async fn wait_for_blocks(emu: &Emu, want: usize, within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_follows_push_notifications_without_polling() {
-    use std::io::{BufRead, BufReader};
     let mut emu = Emu::start().await;
     for e in ALL {
         emu.add_account(e).await;
@@ -186,23 +172,18 @@ async fn serve_follows_push_notifications_without_polling() {
         json!({"summary": "x", "start": {"dateTime": at(2, 9)}, "end": {"dateTime": at(2, 10)}}),
     )
     .await;
-    let mut child = cm
-        .command(&[
-            "serve",
+    let (mut child, base) = cm.spawn_serve(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--workers",
             "2",
             "--tick-seconds",
             "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines.next().unwrap().unwrap();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        ],
+        &[],
+        "serve.log",
+    );
     wait_for_blocks(&emu, 2, Duration::from_secs(60)).await;
     // Channels for the three calendars.
     let started = Instant::now();
@@ -262,19 +243,8 @@ async fn serve_follows_push_notifications_without_polling() {
         assert!(metrics.contains(series), "no {series} in\n{metrics}");
     }
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            assert!(exit.success(), "{exit:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let exit = common::terminate(&mut child, Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit:?}");
 }
 
 /// A running service picks up an account connected again with new
@@ -282,7 +252,6 @@ async fn serve_follows_push_notifications_without_polling() {
 /// kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_uses_new_credentials_of_an_account_added_again() {
-    use std::io::{BufRead, BufReader};
     const TWO: [&str; 2] = ["ann@example.com", "bob@example.com"];
     let mut emu = Emu::start().await;
     for e in TWO {
@@ -296,22 +265,18 @@ async fn serve_uses_new_credentials_of_an_account_added_again() {
         json!({"summary": "x", "start": {"dateTime": at(2, 9)}, "end": {"dateTime": at(2, 10)}}),
     )
     .await;
-    let mut child = cm
-        .command(&[
-            "serve",
+    let (mut child, _base) = cm.spawn_serve(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--workers",
             "2",
             "--tick-seconds",
             "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.next().unwrap().unwrap();
+        ],
+        &[],
+        "serve.log",
+    );
     async fn ann_blocks(emu: &Emu) -> usize {
         emu.instances("ann@example.com")
             .await
@@ -375,11 +340,8 @@ async fn serve_uses_new_credentials_of_an_account_added_again() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_converged(&emu, &TWO).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let exit = common::terminate(&mut child, Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[test]
