@@ -1451,7 +1451,7 @@ async fn watch_delivers_sync_then_exists_until_stopped() {
     assert_eq!(channel["token"], "secret-token");
     let resource_id = channel["resourceId"].as_str().unwrap().to_string();
     let expiration: i64 = channel["expiration"].as_str().unwrap().parse().unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = calmesh_clock::now().timestamp_millis();
     assert!(
         (expiration - now - 3_600_000).abs() < 60_000,
         "default TTL of one hour"
@@ -1565,7 +1565,7 @@ async fn dropped_notifications_and_channel_cap() {
         )
         .await;
     let expiration: i64 = channel["expiration"].as_str().unwrap().parse().unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = calmesh_clock::now().timestamp_millis();
     assert!(
         (expiration - now - 600_000).abs() < 60_000,
         "capped at the configured maximum"
@@ -1774,7 +1774,7 @@ async fn list_filters() {
         .await;
     assert_eq!(ids(&items), ids(std::slice::from_ref(&first)));
 
-    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let before = calmesh_clock::now() - chrono::Duration::seconds(1);
     emulator
         .call(
             &ann,

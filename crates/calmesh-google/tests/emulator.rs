@@ -12,7 +12,7 @@ use calmesh_core::event::Class;
 use calmesh_core::{Event, EventTime, ItemId};
 use calmesh_google::{GoogleAccount, GoogleProvider};
 use calmesh_provider::{Change, Provider, ProviderError, RetryPolicy, WriteRequest};
-use chrono::{TimeZone, Utc};
+use chrono::DurationRound;
 use serde_json::{Value, json};
 
 struct Setup {
@@ -92,7 +92,11 @@ impl Setup {
 }
 
 fn block(id: &str, hour: u32) -> WriteRequest {
-    let start = Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap();
+    // Tomorrow at `hour` UTC, by the clock the emulator reads too.
+    let today = calmesh_clock::now()
+        .duration_trunc(chrono::Duration::days(1))
+        .unwrap();
+    let start = today + chrono::Duration::days(1) + chrono::Duration::hours(i64::from(hour));
     let mut event = Event::new(ItemId::new(id), EventTime::Utc(start));
     event.end = Some(EventTime::Utc(start + chrono::Duration::hours(1)));
     event.summary = Some("Busy".into());
@@ -311,7 +315,7 @@ async fn watch_delivers_sync_then_exists_and_stop_ends_it() {
     assert_eq!(channel.id, "chan-1");
     assert!(!channel.resource_id.is_empty());
     let expires = channel.expiration.unwrap();
-    assert!(expires > Utc::now() && expires <= Utc::now() + chrono::Duration::seconds(601));
+    assert!(expires > calmesh_clock::now() && expires <= calmesh_clock::now() + chrono::Duration::seconds(601));
 
     let wait = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<HeaderMap>| {
         tokio::time::timeout(Duration::from_secs(5), rx.recv())

@@ -58,7 +58,6 @@
 //! ```
 
 mod backoff;
-mod clock;
 mod error;
 mod postgres;
 pub mod schedule;
@@ -68,7 +67,7 @@ mod sqlite;
 mod types;
 
 pub use backoff::Backoff;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use calmesh_clock::{Clock, ManualClock, SystemClock};
 pub use error::JobError;
 pub use postgres::PgQueue;
 pub use sql::{MIGRATIONS_TABLE, SqlQueue};

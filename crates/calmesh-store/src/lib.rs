@@ -234,7 +234,7 @@ pub trait Store: Send + Sync {
 
     /// The current time as the store sees it (tests may pin it).
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        calmesh_clock::now()
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Instant;
 use calmesh_core::busy::{
     self, BusyCalendar, BusyOptions, MassDeleteGuard, Op, PlanLink, PlanLinkKey,
 };
+use calmesh_clock::{Clock, SystemClock};
 use calmesh_core::{AccountId, CalendarId, UserId};
 use calmesh_google::{GoogleAccount, GoogleProvider};
 use calmesh_provider::{
@@ -26,7 +27,7 @@ use calmesh_store::{
     Account, AccountStatus, Calendar, Credentials, Link, LinkKey, NewCalendar, NewRun, PullBatch,
     Rule, RuleState, RunReport, Store, StoreError,
 };
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -262,6 +263,8 @@ pub enum Progress {
 /// One command's worth of work against one store.
 pub struct Engine {
     store: Arc<dyn Store>,
+    /// Where "now" comes from: the sync window, run and link times.
+    clock: Arc<dyn Clock>,
     settings: ProviderSettings,
     /// Per-account rate limiters, shared with the process's other engines.
     limits: Arc<RateLimits>,
@@ -293,6 +296,7 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, settings: ProviderSettings) -> Self {
         Self {
             store,
+            clock: Arc::new(SystemClock),
             settings,
             limits: Arc::new(RateLimits::new(settings.per_second, BURST)),
             providers: Mutex::new(HashMap::new()),
@@ -314,6 +318,12 @@ impl Engine {
     /// A rate-limit registry for engines that share one process.
     pub fn rate_limits(settings: ProviderSettings) -> Arc<RateLimits> {
         Arc::new(RateLimits::new(settings.per_second, BURST))
+    }
+
+    /// Reads "now" from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Reports progress to `progress`.
@@ -495,7 +505,7 @@ impl Engine {
                         let mut batch = PullBatch {
                             full: pull.full,
                             cursor: pull.cursor,
-                            synced_at: Utc::now(),
+                            synced_at: self.clock.now(),
                             ..PullBatch::default()
                         };
                         for change in &pull.changes {
@@ -604,7 +614,7 @@ impl Engine {
         rule: &Rule,
         request: &SyncRequest,
     ) -> Result<RuleReport, SyncError> {
-        let started = Utc::now();
+        let started = self.clock.now();
         let run = if request.dry_run {
             None
         } else {
@@ -656,7 +666,7 @@ impl Engine {
                 run,
                 &RunReport {
                     status: status.to_owned(),
-                    finished_at: Utc::now(),
+                    finished_at: self.clock.now(),
                     report,
                     api_calls,
                 },
@@ -817,7 +827,7 @@ impl Engine {
         let plan = busy::plan(
             &rule.id,
             &config.options(),
-            Utc::now(),
+            self.clock.now(),
             &group,
             &links,
             request.confirm_deletes,
@@ -1166,7 +1176,7 @@ impl Engine {
                 generation,
                 hash: hash.to_owned(),
                 etag: written.etag.clone(),
-                updated_at: Utc::now(),
+                updated_at: self.clock.now(),
             })
             .await?;
         Ok(())
@@ -1213,7 +1223,7 @@ impl Engine {
                     user: user.clone(),
                     rule: rule.map(|r| r.id.clone()),
                     kind: "reset".to_owned(),
-                    started_at: Utc::now(),
+                    started_at: self.clock.now(),
                 })
                 .await?;
             // Deletes are applied under the rule that made each block (its

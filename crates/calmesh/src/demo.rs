@@ -138,9 +138,8 @@ fn start_of(event: &Value) -> Option<DateTime<Utc>> {
 
 /// Midnight UTC `days` from today, plus `hour` hours.
 fn at(days: i64, hour: i64, minute: i64) -> DateTime<Utc> {
-    let today = Utc::now()
-        .duration_trunc(chrono::Duration::days(1))
-        .unwrap_or_else(|_| Utc::now());
+    let now = calmesh_clock::now();
+    let today = now.duration_trunc(chrono::Duration::days(1)).unwrap_or(now);
     today
         + chrono::Duration::days(days)
         + chrono::Duration::hours(hour)

@@ -24,6 +24,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    if calmesh_clock::offset_ignored() {
+        tracing::warn!(
+            "{} is set but ignored: only test builds shift the clock",
+            calmesh_clock::OFFSET_VAR
+        );
+    } else if let Some(offset) = calmesh_clock::test_offset() {
+        tracing::info!("test clock: now is shifted by {}s", offset.num_seconds());
+    }
     match cli::run() {
         Ok(code) => code,
         Err(err) => {

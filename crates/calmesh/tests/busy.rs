@@ -29,6 +29,23 @@ fn timed(summary: &str, start: String, end: String) -> Value {
     json!({"summary": summary, "start": {"dateTime": start}, "end": {"dateTime": end}})
 }
 
+/// `hour`:00 in Los Angeles on the day `days` from now there, written with
+/// that day's UTC offset (-08:00 or -07:00), as a Pacific client would.
+fn los_angeles(days: i64, hour: u32) -> String {
+    use chrono::TimeZone;
+    let zone = chrono_tz::America::Los_Angeles;
+    let day = (calmesh_clock::now() + chrono::Duration::days(days))
+        .with_timezone(&zone)
+        .date_naive();
+    // Pacific DST changes happen at 02:00, so a daytime hour is never
+    // skipped or repeated.
+    let local = zone
+        .from_local_datetime(&day.and_hms_opt(hour, 0, 0).unwrap())
+        .single()
+        .unwrap();
+    local.to_rfc3339()
+}
+
 fn block_ids(raw: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = raw
         .iter()
@@ -54,8 +71,8 @@ async fn busy_group_follows_creates_moves_cancels_and_deletes() {
     let call = emu
         .insert(ANN, json!({
             "summary": "Call with LA",
-            "start": {"dateTime": "2026-12-01T09:00:00-08:00", "timeZone": "America/Los_Angeles"},
-            "end": {"dateTime": "2026-12-01T10:00:00-08:00", "timeZone": "America/Los_Angeles"},
+            "start": {"dateTime": los_angeles(3, 9), "timeZone": "America/Los_Angeles"},
+            "end": {"dateTime": los_angeles(3, 10), "timeZone": "America/Los_Angeles"},
         }))
         .await;
     // Bob: free, declined, multi-day.

@@ -117,7 +117,7 @@ fn push_pulls(cm: &Calmesh) -> usize {
 }
 
 fn until(t: DateTime<Utc>) -> Duration {
-    (t - Utc::now()).to_std().unwrap_or_default()
+    (t - calmesh_clock::now()).to_std().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

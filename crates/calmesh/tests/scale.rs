@@ -260,7 +260,7 @@ async fn three_workers_converge_300_calendars_with_a_worker_killed_midway() {
             .iter()
             .filter_map(|j| j["leased_until"].as_str())
             .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .map(|t| t.with_timezone(&chrono::Utc) - calmesh_clock::now())
             .max()
             .and_then(|d| d.to_std().ok())
             .unwrap_or_default();

@@ -162,7 +162,7 @@ fn list_calendars(state: &mut State, email: &str, params: &Params) -> Result<Val
             scope: 'l',
             owner: email.to_string(),
             counter: snapshot,
-            issued_at: Utc::now().timestamp_millis(),
+            issued_at: state.now().timestamp_millis(),
             epoch: state.sync_epoch,
             window: None,
         };

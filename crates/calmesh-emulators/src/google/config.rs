@@ -1,6 +1,9 @@
 //! Settings of one emulator instance.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use calmesh_clock::{Clock, SystemClock};
 
 /// How repeated `privateExtendedProperty` / `sharedExtendedProperty`
 /// constraints combine (providers.md A.1).
@@ -54,6 +57,10 @@ pub struct EmulatorConfig {
     /// Seed of the random number generator behind ids and fault draws.
     /// Default: from the operating system.
     pub seed: Option<u64>,
+    /// Where "now" comes from (token and channel expiry, sync-token age,
+    /// `updated` times, the expansion horizon). Default: the system clock,
+    /// which test builds shift by `CALMESH_TEST_CLOCK_OFFSET_SECONDS`.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for EmulatorConfig {
@@ -74,6 +81,7 @@ impl Default for EmulatorConfig {
             notification_retries: 3,
             notification_retry_delay: Duration::from_millis(50),
             seed: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -307,7 +307,7 @@ fn build(
             .map_err(|error| ApiError::invalid(format!("Invalid recurrence rule: {}", error.0)))?
     };
     let etag = state.next_etag();
-    let now = Utc::now();
+    let now = state.now();
     let cal = self::calendar(state, calendar_id)?;
     let master = match link {
         Some(link) => Some(
@@ -461,7 +461,7 @@ pub(crate) async fn delete(
                 };
             }
         };
-        let now = Utc::now();
+        let now = state.now();
         let etag = state.next_etag();
         let mut event = event;
         event.deleted = true;

@@ -583,7 +583,7 @@ fn check_sync_token(state: &State, text: &str, calendar: &Calendar) -> Result<Sy
         let max_ms = i64::try_from(max)
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000);
-        token.age_ms(Utc::now()) > max_ms
+        token.age_ms(state.now()) > max_ms
     });
     if token.scope != 'e'
         || token.owner != calendar.id
@@ -653,7 +653,7 @@ pub(crate) fn list_events(
     params: &Params,
 ) -> Result<Value, ApiError> {
     let query = EventQuery::parse(params, &format!("events|{calendar_id}"))?;
-    let now = Utc::now();
+    let now = state.now();
     if let (Some(updated_min), Some(max_age)) =
         (query.updated_min, state.config.updated_min_max_age)
         && now - updated_min > Duration::from_std(max_age).unwrap_or(Duration::MAX)
@@ -758,7 +758,7 @@ pub(crate) fn list_instances(
     params: &Params,
 ) -> Result<Value, ApiError> {
     let query = EventQuery::parse(params, &format!("instances|{calendar_id}|{event_id}"))?;
-    let now = Utc::now();
+    let now = state.now();
     let (size, inject_empty) = page_faults(state, account, query.max_results);
     let calendar = state
         .calendars

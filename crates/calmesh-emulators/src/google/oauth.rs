@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -73,7 +73,7 @@ fn grant(
             let issued = state
                 .auth_codes
                 .remove(code)
-                .filter(|issued| issued.expires_at > Utc::now())
+                .filter(|issued| issued.expires_at > state.now())
                 .ok_or(OAuthError::invalid_grant("Bad Request"))?;
             if field("redirect_uri") != Some(issued.redirect_uri.as_str()) {
                 return Err(OAuthError {
@@ -224,7 +224,7 @@ fn consent(state: &mut State, params: &HashMap<String, String>) -> Response {
                         redirect_uri: redirect_uri.to_string(),
                         challenge,
                         scope: param("scope").unwrap_or(&state.config.scope).to_string(),
-                        expires_at: Utc::now() + Duration::minutes(10),
+                        expires_at: state.now() + Duration::minutes(10),
                     },
                 );
                 pairs.append_pair("code", &code);

@@ -117,7 +117,7 @@ fn create_channel(
             "Channel token must be at most 256 characters.",
         ));
     }
-    let now = Utc::now();
+    let now = state.now();
     state.channels.retain(|_, channel| channel.expiration > now);
     if state.channels.contains_key(&id) {
         return Err(ApiError::invalid(format!("Channel id {id} not unique")).at("parameter", "id"));
@@ -208,7 +208,7 @@ pub(crate) async fn stop(
         let email = state.authenticate(&headers)?;
         let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
         let resource_id = body.get("resourceId").and_then(Value::as_str);
-        let now = Utc::now();
+        let now = state.now();
         let found = state.channels.get(id).is_some_and(|channel| {
             channel.owner == email
                 && channel.expiration > now
@@ -244,7 +244,7 @@ async fn deliver(
             return;
         };
         let target = emulator.with(|state| {
-            let now = Utc::now();
+            let now = state.now();
             let channel = state
                 .channels
                 .get(&channel_id)

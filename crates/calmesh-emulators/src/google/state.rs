@@ -208,13 +208,18 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The emulator's "now".
+    pub fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now()
+    }
+
     pub fn new(config: EmulatorConfig) -> Self {
         let mut rng = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
         let secret: [u8; 16] = rng.random();
-        let etag_counter = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1) * 10;
+        let etag_counter = u64::try_from(config.clock.now().timestamp_micros()).unwrap_or(1) * 10;
         Self {
             config,
             secret,
@@ -328,7 +333,7 @@ impl State {
             resource_id,
             counter: 0,
             list_seq: account.list_counter,
-            updated: Utc::now(),
+            updated: self.now(),
             events: BTreeMap::new(),
             by_seq: BTreeMap::new(),
             live_uids: HashMap::new(),
@@ -342,7 +347,7 @@ impl State {
         let token = format!("ya29.{}", self.random_token(80));
         let lifetime = self.config.access_token_lifetime;
         let expires_at =
-            Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(1));
+            self.now() + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(1));
         self.access_tokens.insert(
             token.clone(),
             AccessGrant {
@@ -380,7 +385,7 @@ impl State {
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let token = bearer(headers).ok_or_else(ApiError::auth)?;
         let grant = self.access_tokens.get(token).ok_or_else(ApiError::auth)?;
-        if grant.expires_at <= Utc::now() || !self.accounts.contains_key(&grant.email) {
+        if grant.expires_at <= self.now() || !self.accounts.contains_key(&grant.email) {
             return Err(ApiError::auth());
         }
         Ok(grant.email.clone())
@@ -417,7 +422,7 @@ impl State {
 
     /// Tells every live channel on the calendar that something changed.
     pub fn notify_change(&mut self, calendar_id: &str) {
-        let now = Utc::now();
+        let now = self.now();
         self.channels.retain(|_, channel| channel.expiration > now);
         for channel in self.channels.values_mut() {
             if channel.calendar_id == calendar_id {

@@ -15,7 +15,7 @@ use calmesh_store::{
     Calendar, ChannelRecord, Credentials, NewAccount, NewCalendar, PgStore, SecretKey, SqliteStore,
     Store,
 };
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -264,8 +264,8 @@ pub async fn watched_calendar(store: &dyn Store, name: &str) -> Watch {
         calendar: calendar.id.clone(),
         provider: "google".to_owned(),
         resource_id: format!("resource-{name}"),
-        expiration: Utc::now() + TimeDelta::days(7),
-        created_at: Utc::now(),
+        expiration: calmesh_clock::now() + TimeDelta::days(7),
+        created_at: calmesh_clock::now(),
         last_message: None,
     };
     let token = format!("token-{name}-0123456789abcdef");

@@ -212,18 +212,18 @@ pub fn is_block(event: &Value) -> bool {
 /// The part of the rule's default window the tests check (inside it by a
 /// margin, so nothing sits on an edge).
 pub fn window() -> (DateTime<Utc>, DateTime<Utc>) {
-    let now = Utc::now();
+    let now = calmesh_clock::now();
     (now - Duration::hours(20), now + Duration::days(170))
 }
 
 /// A whole hour `days` days from now, as RFC 3339.
 pub fn at(days: i64, hour: i64) -> String {
-    let base = Utc::now().duration_trunc(Duration::days(1)).unwrap();
+    let base = calmesh_clock::now().duration_trunc(Duration::days(1)).unwrap();
     (base + Duration::days(days) + Duration::hours(hour)).to_rfc3339()
 }
 
 pub fn date(days: i64) -> String {
-    (Utc::now() + Duration::days(days))
+    (calmesh_clock::now() + Duration::days(days))
         .format("%Y-%m-%d")
         .to_string()
 }
