@@ -148,4 +148,19 @@ mod tests {
         assert_eq!(parse_offset(""), None);
         assert_eq!(parse_offset("99999999999"), None);
     }
+
+    /// In scripts/test's shifted pass this checks that the variable reached
+    /// the test process and moves the clock; unshifted, that it does not.
+    #[test]
+    fn the_system_clock_follows_the_variable() {
+        let want = std::env::var(OFFSET_VAR)
+            .ok()
+            .and_then(|text| parse_offset(&text))
+            .unwrap_or_default();
+        let got = now() - Utc::now();
+        assert!(
+            (got - want).abs() < TimeDelta::seconds(5),
+            "offset {got} where {want} was asked"
+        );
+    }
 }

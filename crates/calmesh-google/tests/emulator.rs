@@ -315,7 +315,10 @@ async fn watch_delivers_sync_then_exists_and_stop_ends_it() {
     assert_eq!(channel.id, "chan-1");
     assert!(!channel.resource_id.is_empty());
     let expires = channel.expiration.unwrap();
-    assert!(expires > calmesh_clock::now() && expires <= calmesh_clock::now() + chrono::Duration::seconds(601));
+    assert!(
+        expires > calmesh_clock::now()
+            && expires <= calmesh_clock::now() + chrono::Duration::seconds(601)
+    );
 
     let wait = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<HeaderMap>| {
         tokio::time::timeout(Duration::from_secs(5), rx.recv())

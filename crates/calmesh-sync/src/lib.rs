@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use calmesh_clock::{Clock, SystemClock};
 use calmesh_core::busy::{
     self, BusyCalendar, BusyOptions, MassDeleteGuard, Op, PlanLink, PlanLinkKey,
 };
-use calmesh_clock::{Clock, SystemClock};
 use calmesh_core::{AccountId, CalendarId, UserId};
 use calmesh_google::{GoogleAccount, GoogleProvider};
 use calmesh_provider::{

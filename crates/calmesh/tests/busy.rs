@@ -69,11 +69,14 @@ async fn busy_group_follows_creates_moves_cancels_and_deletes() {
     )
     .await;
     let call = emu
-        .insert(ANN, json!({
-            "summary": "Call with LA",
-            "start": {"dateTime": los_angeles(3, 9), "timeZone": "America/Los_Angeles"},
-            "end": {"dateTime": los_angeles(3, 10), "timeZone": "America/Los_Angeles"},
-        }))
+        .insert(
+            ANN,
+            json!({
+                "summary": "Call with LA",
+                "start": {"dateTime": los_angeles(3, 9), "timeZone": "America/Los_Angeles"},
+                "end": {"dateTime": los_angeles(3, 10), "timeZone": "America/Los_Angeles"},
+            }),
+        )
         .await;
     // Bob: free, declined, multi-day.
     emu.insert(

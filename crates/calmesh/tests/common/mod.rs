@@ -218,7 +218,9 @@ pub fn window() -> (DateTime<Utc>, DateTime<Utc>) {
 
 /// A whole hour `days` days from now, as RFC 3339.
 pub fn at(days: i64, hour: i64) -> String {
-    let base = calmesh_clock::now().duration_trunc(Duration::days(1)).unwrap();
+    let base = calmesh_clock::now()
+        .duration_trunc(Duration::days(1))
+        .unwrap();
     (base + Duration::days(days) + Duration::hours(hour)).to_rfc3339()
 }
 
