@@ -6,7 +6,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 ok`: the process is alive (touches no database) |
-//! | `GET /readyz` | `200 {"status":"ready"}` when the store is reachable with every migration applied and the job queue answers; else `503 {"status":"unavailable","reason":...}` |
+//! | `GET /readyz` | `200 {"status":"ready"}` when the store is reachable with every migration applied, the job queue answers and every worker of the process runs; else `503 {"status":"unavailable","reason":...}` naming the part (details only in the log) |
 //! | `GET /metrics` | Prometheus text (see [`metrics`]) |
 //! | `POST /webhooks/google` | a Google Calendar push delivery (see [`webhooks`]) |
 //!
@@ -42,6 +42,9 @@ pub struct AppState {
     /// Renders what was recorded through the `metrics` facade; usually
     /// [`install_metrics`]'s.
     pub metrics: PrometheusHandle,
+    /// The process's workers, when it runs any: `/readyz` fails while one
+    /// of them is not running.
+    pub workers: Option<Arc<calmesh_sync::worker::WorkerHealth>>,
 }
 
 impl std::fmt::Debug for AppState {

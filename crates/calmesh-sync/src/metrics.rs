@@ -10,6 +10,15 @@ pub const JOB_DURATION_SECONDS: &str = "calmesh_job_duration_seconds";
 /// (the run's status: `ok`, `partial`, `failed`, `needs_confirmation`).
 pub const RUNS_TOTAL: &str = "calmesh_runs_total";
 
+/// Gauge: workers of this process that are running (a worker whose task
+/// died no longer counts).
+pub const WORKERS_RUNNING: &str = "calmesh_workers_running";
+
+/// Sets the running-workers gauge.
+pub(crate) fn workers_running(n: usize) {
+    metrics::gauge!(WORKERS_RUNNING).set(n as f64);
+}
+
 /// Counts one finished run.
 pub(crate) fn run_finished(kind: &'static str, outcome: &str) {
     metrics::counter!(RUNS_TOTAL, "kind" => kind, "outcome" => outcome.to_owned()).increment(1);

@@ -22,9 +22,18 @@
 //! fails the job, which the queue retries with backoff (honouring a
 //! `Retry-After`); a rule run that ends `partial` is complete: its item
 //! errors are in the run report.
+//!
+//! A job that panics fails as a job (the panic's message is its error; the
+//! queue retries it with backoff and marks it dead after the last attempt)
+//! and the worker goes on with the next. [`WorkerHealth`] counts the workers
+//! that are running, for `/readyz` and the `calmesh_workers_running` gauge.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use calmesh_core::{CalendarId, RuleId};
 use calmesh_jobs::{Failed, Job, JobError, JobKind, JobQueue};
@@ -85,15 +94,76 @@ enum JobFailure {
     },
     #[error(transparent)]
     Sync(#[from] crate::SyncError),
+    #[error("the job panicked: {0}")]
+    Panic(String),
 }
 
-/// Runs one worker until `shutdown` turns true.
+/// How many of a process's workers were started and how many still run.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    started: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl WorkerHealth {
+    /// Workers started in this process.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Workers that are running (started and not yet returned, whether
+    /// they stopped on shutdown or died).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more worker, running until the returned guard drops (when
+    /// the worker returns, or when its task unwinds).
+    pub fn enter(self: &Arc<Self>) -> RunningWorker {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::metrics::workers_running(now);
+        RunningWorker(self.clone())
+    }
+}
+
+/// Counts one worker as running until it is dropped: when the worker
+/// returns, or when its task unwinds.
+#[derive(Debug)]
+pub struct RunningWorker(Arc<WorkerHealth>);
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        let now = self
+            .0
+            .running
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1);
+        crate::metrics::workers_running(now);
+    }
+}
+
+/// The text of a caught panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// Runs one worker until `shutdown` turns true, counted in `health` while
+/// it runs.
 pub async fn run_worker(
     engine: Arc<Engine>,
     queue: Arc<dyn JobQueue>,
     config: WorkerConfig,
+    health: Arc<WorkerHealth>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _running = health.enter();
     loop {
         if *shutdown.borrow() {
             return;
@@ -125,8 +195,26 @@ async fn run_claimed(
     job: Job,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    let started = std::time::Instant::now();
     let work = run_job(engine, queue, &config.channels, &job);
+    finish(queue, config, &job, work, shutdown).await;
+}
+
+/// Drives `work` (the claimed `job`'s run) to its end while renewing the
+/// lease, and records the end in the queue: complete, fail (a panic in
+/// `work` included), or release on shutdown.
+async fn finish(
+    queue: &dyn JobQueue,
+    config: &WorkerConfig,
+    job: &Job,
+    work: impl Future<Output = Result<(), JobFailure>>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    // A panic is one job's failure, not the worker's end. The engine's
+    // shared maps stay usable after one (their locks ignore poisoning).
+    let work = AssertUnwindSafe(work).catch_unwind().map(|result| {
+        result.unwrap_or_else(|panic| Err(JobFailure::Panic(panic_message(&*panic))))
+    });
     tokio::pin!(work);
     let mut beat = tokio::time::interval(config.lease / 3);
     beat.tick().await;
@@ -330,6 +418,7 @@ pub fn spawn_workers(
     channels: ChannelSettings,
     n: usize,
     lease: Duration,
+    health: &Arc<WorkerHealth>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     // One rate limiter per account for the whole process.
@@ -344,7 +433,16 @@ pub fn spawn_workers(
                 lease,
                 ..WorkerConfig::numbered(i)
             };
-            tokio::spawn(run_worker(engine, queue.clone(), config, shutdown.clone()))
+            tokio::spawn(run_worker(
+                engine,
+                queue.clone(),
+                config,
+                health.clone(),
+                shutdown.clone(),
+            ))
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use calmesh_jobs::scheduler::{SchedulerConfig, tick};
 use calmesh_jobs::{JobId, JobQueue, JobState, PgQueue, QueueConfig, SqliteQueue, SystemClock};
 use calmesh_store::{PgStore, SqliteStore, Store};
+use calmesh_sync::worker::WorkerHealth;
 use tokio::sync::watch;
 
 use crate::sync_cmd;
@@ -124,6 +125,7 @@ async fn run_until_shutdown(
     backend: &Backend,
     channels: calmesh_sync::ChannelSettings,
     options: &RunOptions,
+    health: &Arc<WorkerHealth>,
     shutdown: watch::Receiver<bool>,
 ) {
     let handles = calmesh_sync::worker::spawn_workers(
@@ -133,6 +135,7 @@ async fn run_until_shutdown(
         channels,
         options.workers,
         options.lease,
+        health,
         shutdown.clone(),
     );
     let scheduler = tokio::spawn(scheduler_loop(
@@ -143,7 +146,9 @@ async fn run_until_shutdown(
         shutdown,
     ));
     for handle in handles {
-        let _ = handle.await;
+        if let Err(e) = handle.await {
+            tracing::error!("a worker died: {e}");
+        }
     }
     let _ = scheduler.await;
 }
@@ -161,7 +166,8 @@ pub async fn worker(
         options.workers,
         redact(database)
     );
-    run_until_shutdown(&backend, channel_settings(), options, shutdown).await;
+    let health = Arc::new(WorkerHealth::default());
+    run_until_shutdown(&backend, channel_settings(), options, &health, shutdown).await;
     eprintln!("calmesh worker: stopped");
     Ok(())
 }
@@ -377,10 +383,12 @@ pub async fn serve_backend(
     if channels.public_url.is_none() {
         channels.public_url = Some(format!("http://{bound}"));
     }
+    let health = Arc::new(WorkerHealth::default());
     let state = calmesh_server::AppState {
         store: backend.store.clone(),
         queue: backend.queue.clone(),
         metrics: calmesh_server::install_metrics(),
+        workers: (options.workers > 0).then(|| health.clone()),
     };
     let mut stop = shutdown.clone();
     let server = tokio::spawn(calmesh_server::serve(listener, state, async move {
@@ -391,7 +399,7 @@ pub async fn serve_backend(
         options.workers,
         channels.public_url.as_deref().unwrap_or("")
     );
-    run_until_shutdown(&backend, channels, options, shutdown).await;
+    run_until_shutdown(&backend, channels, options, &health, shutdown).await;
     match server.await {
         Ok(result) => result.context("the HTTP server failed")?,
         Err(e) => bail!("the HTTP server task failed: {e}"),

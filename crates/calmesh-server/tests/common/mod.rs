@@ -15,6 +15,7 @@ use calmesh_store::{
     Calendar, ChannelRecord, Credentials, NewAccount, NewCalendar, PgStore, SecretKey, SqliteStore,
     Store,
 };
+use calmesh_sync::worker::WorkerHealth;
 use chrono::TimeDelta;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -33,6 +34,8 @@ pub struct Server {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn JobQueue>,
+    /// What `/readyz` reads about workers (none run in these tests).
+    pub workers: Arc<WorkerHealth>,
     db: Db,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -89,10 +92,12 @@ impl Server {
     async fn start(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, db: Db) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let workers = Arc::new(WorkerHealth::default());
         let state = AppState {
             store: store.clone(),
             queue: queue.clone(),
             metrics: install_metrics(),
+            workers: Some(workers.clone()),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state, async {
@@ -103,6 +108,7 @@ impl Server {
             client: client(),
             store,
             queue,
+            workers,
             db,
             shutdown,
             task,
