@@ -824,13 +824,17 @@ impl Engine {
             .into_iter()
             .map(plan_link)
             .collect();
+        // A confirmation lifts the guard only of a rule it tripped: a rule
+        // that never asked keeps its guard, whatever `--confirm-deletes` says.
+        let confirmed = request.confirm_deletes && rule.state == RuleState::NeedsConfirmation;
+        report.confirmed_deletes = confirmed && !request.dry_run;
         let plan = busy::plan(
             &rule.id,
             &config.options(),
             self.clock.now(),
             &group,
             &links,
-            request.confirm_deletes,
+            confirmed,
         );
         let by_id: HashMap<&CalendarId, &Calendar> = calendars.iter().map(|c| (&c.id, c)).collect();
         report.skipped = plan

@@ -28,6 +28,11 @@ pub struct RuleReport {
     /// Why the rule failed or was held back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The run applied deletions the mass-deletion guard had held back
+    /// (`--confirm-deletes` on a rule in `needs_confirmation`; other rules
+    /// keep their guard).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed_deletes: bool,
     /// Blocks created.
     pub created: u64,
     /// Blocks updated.

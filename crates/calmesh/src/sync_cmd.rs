@@ -389,6 +389,26 @@ pub async fn sync(
     } else {
         print_report(&report, request.dry_run);
     }
+    if request.confirm_deletes && !request.dry_run {
+        // Say which rules the confirmation applied to: only those the guard
+        // held; every other rule kept its guard.
+        let confirmed: Vec<&str> = report
+            .rules
+            .iter()
+            .filter(|r| r.confirmed_deletes)
+            .map(|r| r.rule.as_str())
+            .collect();
+        if confirmed.is_empty() {
+            eprintln!(
+                "--confirm-deletes: no rule was held by the mass-deletion guard; nothing confirmed"
+            );
+        } else {
+            eprintln!(
+                "--confirm-deletes: confirmed the deletions of {}",
+                confirmed.join(", ")
+            );
+        }
+    }
     Ok(!report.failed())
 }
 

@@ -447,6 +447,51 @@ async fn mass_deletion_waits_for_confirmation() {
     assert_eq!(cm.sync()["rules"][0]["status"], "ok");
 }
 
+// Issue 16, fault 2: `sync --confirm-deletes` lifted the guard of every rule,
+// also of rules it had never held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_deletes_applies_only_to_rules_the_guard_holds() {
+    let (emu, cm) = setup().await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let event = emu
+            .insert(ANN, timed("x", at(2 + i, 9), at(2 + i, 10)))
+            .await;
+        ids.push(event["id"].as_str().unwrap().to_owned());
+    }
+    cm.sync();
+    for id in &ids {
+        emu.delete(ANN, id).await;
+    }
+    // The rule was never held: the flag confirms nothing, the guard trips.
+    let out = cm.run(&["sync", "--confirm-deletes", "--json"]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["rules"][0]["status"], "needs_confirmation",
+        "{report:#}"
+    );
+    assert!(
+        report["rules"][0].get("confirmed_deletes").is_none(),
+        "{report:#}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no rule was held"), "{stderr}");
+    assert_eq!(block_ids(&emu.raw(BOB).await).len(), 12, "nothing deleted");
+    // Now that the guard holds it, the same command confirms it, and says so.
+    let out = cm.run(&["sync", "--confirm-deletes", "--json"]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rules"][0]["deleted"], 24, "{report:#}");
+    assert_eq!(report["rules"][0]["confirmed_deletes"], true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("confirmed the deletions of work"),
+        "{stderr}"
+    );
+    assert_converged(&emu, &ALL).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing() {
     let (emu, cm) = setup().await;
