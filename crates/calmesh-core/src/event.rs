@@ -231,14 +231,25 @@ impl Event {
     /// The end the event means: `DTEND`; else `DTSTART` + `DURATION`; else
     /// the start for timed events and the next day for all-day ones
     /// (RFC 5545 §3.6.1).
+    ///
+    /// An end past [`YEARS`](crate::time::YEARS) (a huge `DURATION`) is the
+    /// start; the readers refuse such events, and
+    /// [`Event::checked_effective_end`] tells.
     pub fn effective_end(&self) -> EventTime {
+        self.checked_effective_end()
+            .unwrap_or_else(|| self.start.clone())
+    }
+
+    /// Like [`Event::effective_end`]; `None` when the end falls outside
+    /// [`YEARS`](crate::time::YEARS).
+    pub fn checked_effective_end(&self) -> Option<EventTime> {
         if let Some(end) = &self.end {
-            return end.clone();
+            return end.in_range().then(|| end.clone());
         }
         match (&self.duration, &self.start) {
-            (Some(duration), start) => add_duration(start, duration),
-            (None, EventTime::Date(date)) => EventTime::Date(*date + chrono::Duration::days(1)),
-            (None, start) => start.clone(),
+            (Some(duration), start) => checked_add_duration(start, duration),
+            (None, EventTime::Date(_)) => self.start.checked_add_exact(chrono::Duration::days(1)),
+            (None, start) => start.in_range().then(|| start.clone()),
         }
     }
 
@@ -249,14 +260,30 @@ impl Event {
 }
 
 /// Adds an iCalendar duration: nominal days on the wall clock, then exact
-/// seconds.
+/// seconds. A result outside [`YEARS`](crate::time::YEARS) is the start:
+/// use [`checked_add_duration`] to tell.
 pub fn add_duration(start: &EventTime, duration: &IcalDuration) -> EventTime {
-    let days = chrono::Duration::days(duration.nominal_days());
+    checked_add_duration(start, duration).unwrap_or_else(|| start.clone())
+}
+
+/// Adds an iCalendar duration; `None` when the result falls outside
+/// [`YEARS`](crate::time::YEARS).
+pub fn checked_add_duration(start: &EventTime, duration: &IcalDuration) -> Option<EventTime> {
+    let days = duration.checked_nominal()?;
     let shifted = match start {
-        EventTime::Date(date) => return EventTime::Date(*date + days),
-        other => other.with_local(other.local() + days),
+        EventTime::Date(date) => {
+            let time = EventTime::Date(date.checked_add_signed(days)?);
+            return time.in_range().then_some(time);
+        }
+        other => {
+            let local = other.local().checked_add_signed(days)?;
+            if !crate::time::local_in_range(local) {
+                return None;
+            }
+            other.with_local(local)
+        }
     };
-    shifted.add_exact(duration.exact())
+    shifted.checked_add_exact(duration.checked_exact()?)
 }
 
 /// Everything under one UID.

@@ -13,15 +13,24 @@
 //! - local times are turned into instants by [`resolve_local`](crate::time::resolve_local): the first of
 //!   a repeated time, a skipped time moved forward by the gap;
 //! - only instances whose start lies in the window are returned, at most
-//!   [`ExpandOptions::max_instances`] of them.
+//!   [`ExpandOptions::max_instances`] of them;
+//! - the work is bounded: a rule is skipped ahead to the window where its
+//!   form allows, and at most a fixed number of candidate occurrences are
+//!   examined per series ([`Cut::Work`]); no more than the cap of instances
+//!   is kept;
+//! - an instance that would start or end past year 9999 makes the item an
+//!   [`ExpandError`]: it cannot be written as RFC 3339.
 
-use crate::event::{Event, Item, RDate, add_duration};
-use crate::ical::value::{Frequency, RecurrenceRule, Until};
-use crate::time::{EventTime, resolve_local};
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+mod rule;
+mod span;
+
+use crate::event::{Event, Item, RDate, checked_add_duration};
+use crate::time::{EventTime, YEARS, local_in_range, resolve_local};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use span::{Ending, Span};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
+use std::fmt;
 
 /// A half-open span of time `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +106,6 @@ impl Default for ExpandOptions {
     }
 }
 
-/// How many rule occurrences are computed at most before the window end;
-/// bounds the work on rules such as `FREQ=MINUTELY` started years ago.
-const MAX_OCCURRENCES: usize = 1_000_000;
-
 /// One occurrence of an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance<'a> {
@@ -120,13 +125,48 @@ pub struct Instance<'a> {
     pub event: &'a Event,
 }
 
+/// Why an expansion stopped before the end of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cut {
+    /// More than `max` instances start in the window.
+    InstanceCap {
+        /// [`ExpandOptions::max_instances`].
+        max: usize,
+    },
+    /// The rule needs more work than calmesh spends on one series: this
+    /// many candidate occurrences (or empty periods) were examined before
+    /// the window's end was reached.
+    Work {
+        /// Candidates examined.
+        examined: usize,
+    },
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cut::InstanceCap { max } => write!(f, "more than {max} instances; the rest were cut"),
+            Cut::Work { examined } => write!(
+                f,
+                "expansion cut: {examined} candidate occurrences examined before the window's end; \
+                 the rest were cut"
+            ),
+        }
+    }
+}
+
 /// The result of expanding one item.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Expansion<'a> {
     /// Instances whose start lies in the window, sorted by start.
     pub instances: Vec<Instance<'a>>,
-    /// Whether instances were cut by the instance cap.
+    /// Whether instances were cut, by the instance cap or by the work
+    /// bound; [`Expansion::cut`] says which.
     pub truncated: bool,
+    /// Why instances were cut (the work bound wins when both apply);
+    /// `Some` exactly when `truncated` is set.
+    pub cut: Option<Cut>,
 }
 
 /// A series that cannot be expanded.
@@ -146,30 +186,19 @@ impl Item {
         window: &Window,
         options: &ExpandOptions,
     ) -> Result<Expansion<'_>, ExpandError> {
-        let fz = options.floating_zone;
         let mut expander = Expander::new(self, window, options);
         match &self.master {
             Some(master) if master.is_recurring() => expander.series(master)?,
             Some(master) => {
                 let key = expander.key(&master.start, master);
                 match expander.take_override(&key) {
-                    Some(over) => expander.push(
-                        Some(master.start.clone()),
-                        over.start.clone(),
-                        Span::of(over, fz).ending_from(&over.start, fz),
-                        over,
-                    ),
-                    None => expander.push(
-                        None,
-                        master.start.clone(),
-                        Span::of(master, fz).ending_from(&master.start, fz),
-                        master,
-                    ),
+                    Some(over) => expander.push_event(Some(master.start.clone()), over)?,
+                    None => expander.push_event(None, master)?,
                 }
             }
             None => {}
         }
-        expander.orphans();
+        expander.orphans()?;
         let mut expansion = expander.done;
         expansion
             .instances
@@ -181,6 +210,13 @@ impl Item {
 /// Where a time falls in a series: its normalized wall-clock time, or only a
 /// date (an `EXDATE;VALUE=DATE` on a timed series).
 type Key = NaiveDateTime;
+
+/// The last wall-clock time an instance may have.
+fn last_local() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(*YEARS.end(), 12, 31)
+        .and_then(|date| date.and_hms_opt(23, 59, 59))
+        .unwrap_or(NaiveDateTime::MAX)
+}
 
 struct Expander<'a, 'w> {
     item: &'a Item,
@@ -215,6 +251,20 @@ impl<'a, 'w> Expander<'a, 'w> {
         expander
     }
 
+    fn fail(&self, reason: String) -> ExpandError {
+        ExpandError {
+            uid: self.item.uid.to_string(),
+            reason,
+        }
+    }
+
+    fn out_of_range(&self, what: &str) -> ExpandError {
+        self.fail(format!(
+            "an instance would {what} after year {}; it cannot be written",
+            YEARS.end()
+        ))
+    }
+
     /// The wall-clock time of `time` in the frame of `series`' start:
     /// zoned series in their zone (normalized out of DST gaps), UTC series
     /// in UTC, floating and all-day series as written.
@@ -236,17 +286,33 @@ impl<'a, 'w> Expander<'a, 'w> {
         self.overrides.remove(key)
     }
 
+    /// Pushes `event` as an instance at its own start and with its own span.
+    fn push_event(
+        &mut self,
+        recurrence_id: Option<EventTime>,
+        event: &'a Event,
+    ) -> Result<(), ExpandError> {
+        let fz = self.options.floating_zone;
+        let end = Span::of(event, fz)
+            .ending_from(&event.start, fz)
+            .ok_or_else(|| self.out_of_range("end"))?;
+        self.push(recurrence_id, event.start.clone(), end, event)
+    }
+
     fn push(
         &mut self,
         recurrence_id: Option<EventTime>,
         start: EventTime,
         end: Ending,
         event: &'a Event,
-    ) {
+    ) -> Result<(), ExpandError> {
         let fz = self.options.floating_zone;
         let start_at = start.to_utc(fz);
         if start_at < self.window.from || start_at >= self.window.to {
-            return;
+            return Ok(());
+        }
+        if !start.in_range() || !local_in_range(start_at.naive_utc()) {
+            return Err(self.out_of_range("start"));
         }
         let (end, end_at) = match end {
             Ending::Time(end) => {
@@ -266,11 +332,23 @@ impl<'a, 'w> Expander<'a, 'w> {
                 (end, end_at)
             }
             Ending::At(end, end_at) => (end, end_at),
-            Ending::Exact(span) => (start.add_exact(span), start_at + span),
+            Ending::Exact(span) => match (
+                start.checked_add_exact(span),
+                start_at.checked_add_signed(span),
+            ) {
+                (Some(end), Some(end_at)) => (end, end_at),
+                _ => return Err(self.out_of_range("end")),
+            },
         };
+        if !end.in_range() || !YEARS.contains(&end_at.year()) {
+            return Err(self.out_of_range("end"));
+        }
         if self.done.instances.len() >= self.options.max_instances {
             self.done.truncated = true;
-            return;
+            self.done.cut.get_or_insert(Cut::InstanceCap {
+                max: self.options.max_instances,
+            });
+            return Ok(());
         }
         self.done.instances.push(Instance {
             recurrence_id,
@@ -280,36 +358,29 @@ impl<'a, 'w> Expander<'a, 'w> {
             end_at,
             event,
         });
+        Ok(())
     }
 
     /// Overrides whose `RECURRENCE-ID` matched no instance still describe an
     /// occurrence the organizer sent: they are listed as they are.
-    fn orphans(&mut self) {
+    fn orphans(&mut self) -> Result<(), ExpandError> {
         for key in std::mem::take(&mut self.override_order) {
             if let Some(over) = self.overrides.remove(&key) {
                 let rid = over.recurrence_id.as_ref().map(|rid| rid.time.clone());
-                let fz = self.options.floating_zone;
-                self.push(
-                    rid,
-                    over.start.clone(),
-                    Span::of(over, fz).ending_from(&over.start, fz),
-                    over,
-                );
+                self.push_event(rid, over)?;
             }
         }
+        Ok(())
     }
 
     fn series(&mut self, master: &'a Event) -> Result<(), ExpandError> {
-        let fail = |reason: String| ExpandError {
-            uid: self.item.uid.to_string(),
-            reason,
-        };
         let fz = self.options.floating_zone;
         let all_day = master.start.is_date();
         let first = self.key(&master.start, master);
         // THISANDFUTURE overrides, by the key of their RECURRENCE-ID.
         let mut futures: BTreeMap<Key, &'a Event> = BTreeMap::new();
         let mut earliest_shift = Duration::zero();
+        let mut latest_shift = Duration::zero();
         for over in &self.item.overrides {
             if let Some(rid) = over
                 .recurrence_id
@@ -319,56 +390,54 @@ impl<'a, 'w> Expander<'a, 'w> {
                 let rid_key = self.key(&rid.time, master);
                 let shift = self.key(&over.start, master) - rid_key;
                 earliest_shift = earliest_shift.min(shift);
+                latest_shift = latest_shift.max(shift);
                 futures.insert(rid_key, over);
             }
         }
         // Occurrences after the window's end cannot start in it, unless a
-        // THISANDFUTURE override moves them earlier.
+        // THISANDFUTURE override moves them earlier; none is past year 9999.
         let window_end = series_wall_clock(&master.start, self.window.to, fz);
-        let horizon = window_end + Duration::days(2) - earliest_shift;
+        let horizon = window_end
+            .checked_add_signed(Duration::days(2))
+            .and_then(|end| end.checked_sub_signed(earliest_shift))
+            .map_or(last_local(), |end| end.min(last_local()));
         // Occurrences long before the window cannot start in it, unless a
         // THISANDFUTURE override moves them later; an override of a single
         // early occurrence is listed through `orphans` from its own start.
-        let latest_shift = futures
-            .iter()
-            .map(|(rid_key, over)| self.key(&over.start, master) - *rid_key)
-            .max()
-            .unwrap_or_else(Duration::zero)
-            .max(Duration::zero());
         let window_start = series_wall_clock(&master.start, self.window.from, fz);
-        let early = window_start - Duration::days(2) - latest_shift;
+        let early = window_start
+            .checked_sub_signed(Duration::days(2))
+            .and_then(|start| start.checked_sub_signed(latest_shift))
+            .unwrap_or(NaiveDateTime::MIN);
 
-        // Candidate occurrences: DTSTART, the rule, RDATEs. A period RDATE
-        // carries its own end.
-        let mut candidates: BTreeMap<Key, Option<EventTime>> = BTreeMap::new();
-        candidates.insert(first, None);
-        let mut truncated = false;
-        if let Some(rule) = &master.rrule
-            && first <= horizon
-        {
-            let (occurrences, cut) =
-                rule_occurrences(rule, first, all_day, &master.start, early, horizon)
-                    .map_err(fail)?;
-            truncated = cut;
-            for local in occurrences {
-                // Occurrences are wall-clock times in the series' own frame
-                // already; only a time in a DST gap needs moving.
-                let key = match &master.start {
-                    EventTime::Zoned { zone, .. } => normalize_local(zone.tz(), local),
-                    _ => local,
-                };
-                candidates.entry(key).or_insert(None);
-            }
-        }
+        // Candidate occurrences besides the rule's: DTSTART and RDATEs. A
+        // period RDATE carries its own end.
+        let mut extras: BTreeMap<Key, Option<EventTime>> = BTreeMap::new();
+        extras.insert(first, None);
         for rdate in &master.rdates {
             let key = self.key(rdate.start(), master);
             let end = match rdate {
                 RDate::Time(_) => None,
                 RDate::Period { end, .. } => Some(end.clone()),
-                RDate::PeriodDuration { start, duration } => Some(add_duration(start, duration)),
+                RDate::PeriodDuration { start, duration } => Some(
+                    checked_add_duration(start, duration)
+                        .ok_or_else(|| self.out_of_range("end"))?,
+                ),
             };
-            candidates.insert(key, end);
+            extras.insert(key, end);
         }
+        // Occurrences are wall-clock times in the series' own frame
+        // already; only a time in a DST gap needs moving.
+        let zone = master.start.zone().map(|zone| zone.tz());
+        let normalize = move |local| zone.map_or(local, |tz| normalize_local(tz, local));
+        let mut rule = match &master.rrule {
+            Some(rule) if first <= horizon => Some(rule::Keys::new(
+                rule::occurrences(rule, first, all_day, &master.start, early, horizon)
+                    .map_err(|reason| self.fail(reason))?,
+                normalize,
+            )),
+            _ => None,
+        };
         let mut excluded_dates: HashSet<NaiveDate> = HashSet::new();
         let mut excluded: HashSet<Key> = HashSet::new();
         for exdate in &master.exdates {
@@ -383,44 +452,79 @@ impl<'a, 'w> Expander<'a, 'w> {
         }
 
         let span = Span::of(master, fz);
-        for (key, period_end) in candidates.range(early..) {
-            let (key, period_end) = (*key, period_end.clone());
-            if excluded.contains(&key) || excluded_dates.contains(&key.date()) {
+        let mut extras = extras.range(early..).peekable();
+        let mut next_rule = rule.as_mut().and_then(Iterator::next);
+        loop {
+            // Merge the rule's occurrences with the extras, in key order; an
+            // RDATE's own end wins over the rule's span.
+            let (key, period_end) = match (next_rule, extras.peek()) {
+                (Some(from_rule), Some((extra, _))) if from_rule < **extra => {
+                    next_rule = rule.as_mut().and_then(Iterator::next);
+                    (from_rule, None)
+                }
+                (from_rule, Some(_)) => {
+                    let Some((extra, end)) = extras.next() else {
+                        break;
+                    };
+                    if from_rule == Some(*extra) {
+                        next_rule = rule.as_mut().and_then(Iterator::next);
+                    }
+                    (*extra, end.clone())
+                }
+                (Some(from_rule), None) => {
+                    next_rule = rule.as_mut().and_then(Iterator::next);
+                    (from_rule, None)
+                }
+                (None, None) => break,
+            };
+            if key < early || excluded.contains(&key) || excluded_dates.contains(&key.date()) {
                 continue;
             }
             let rid = master.start.with_local(key);
             if let Some(over) = self.take_override(&key) {
-                self.push(
-                    Some(rid),
-                    over.start.clone(),
-                    Span::of(over, fz).ending_from(&over.start, fz),
-                    over,
-                );
-                continue;
+                self.push_event(Some(rid), over)?;
+            } else {
+                let future = futures
+                    .range(..key)
+                    .next_back()
+                    .map(|(rid_key, over)| (*rid_key, *over));
+                match (future, period_end) {
+                    (Some((rid_key, over)), _) => {
+                        let shift = self.key(&over.start, master) - rid_key;
+                        let local = key
+                            .checked_add_signed(shift)
+                            .filter(|local| local_in_range(*local))
+                            .ok_or_else(|| self.out_of_range("start"))?;
+                        let start = master.start.with_local(local);
+                        let end = Span::of(over, fz)
+                            .ending_from(&start, fz)
+                            .ok_or_else(|| self.out_of_range("end"))?;
+                        self.push(Some(rid), start, end, over)?;
+                    }
+                    (None, Some(end)) => {
+                        self.push(Some(rid.clone()), rid, Ending::Time(end), master)?
+                    }
+                    (None, None) => {
+                        let end = span
+                            .ending_from(&rid, fz)
+                            .ok_or_else(|| self.out_of_range("end"))?;
+                        self.push(Some(rid.clone()), rid, end, master)?;
+                    }
+                }
             }
-            let future = futures
-                .range(..key)
-                .next_back()
-                .map(|(rid_key, over)| (*rid_key, *over));
-            match (future, period_end) {
-                (Some((rid_key, over)), _) => {
-                    let shift = self.key(&over.start, master) - rid_key;
-                    let start = master.start.with_local(key + shift);
-                    self.push(
-                        Some(rid),
-                        start.clone(),
-                        Span::of(over, fz).ending_from(&start, fz),
-                        over,
-                    );
-                }
-                (None, Some(end)) => self.push(Some(rid.clone()), rid, Ending::Time(end), master),
-                (None, None) => {
-                    let end = span.ending_from(&rid, fz);
-                    self.push(Some(rid.clone()), rid, end, master);
-                }
+            if self.done.truncated {
+                // The cap is reached: later occurrences cannot be listed.
+                break;
             }
         }
-        self.done.truncated |= truncated;
+        if let Some(rule) = rule.as_ref().map(rule::Keys::occurrences)
+            && rule.cut()
+        {
+            self.done.truncated = true;
+            self.done.cut = Some(Cut::Work {
+                examined: rule.work(),
+            });
+        }
         Ok(())
     }
 }
@@ -443,142 +547,4 @@ fn normalize_local(tz: Tz, local: NaiveDateTime) -> NaiveDateTime {
         LocalResult::None => resolve_local(tz, local).with_timezone(&tz).naive_local(),
         _ => local,
     }
-}
-
-/// How long each instance of an event lasts.
-enum Span {
-    /// `DTEND`: the exact time between start and end (whole days for dates).
-    Exact(Duration),
-    /// `DURATION`: nominal days and exact seconds.
-    Nominal(crate::ical::value::IcalDuration),
-}
-
-impl Span {
-    fn of(event: &Event, fz: Tz) -> Span {
-        match (&event.end, &event.duration) {
-            (Some(end), _) => {
-                if event.start.is_date() {
-                    Span::Exact(Duration::days(
-                        (end.local().date() - event.start.local().date()).num_days(),
-                    ))
-                } else {
-                    Span::Exact(end.to_utc(fz) - event.start.to_utc(fz))
-                }
-            }
-            (None, Some(duration)) => Span::Nominal(*duration),
-            (None, None) if event.start.is_date() => Span::Exact(Duration::days(1)),
-            (None, None) => Span::Exact(Duration::zero()),
-        }
-    }
-
-    /// The end of an instance starting at `start`.
-    fn ending_from(&self, start: &EventTime, fz: Tz) -> Ending {
-        match (self, start) {
-            (Span::Exact(span), _) => Ending::Exact(*span),
-            (Span::Nominal(duration), EventTime::Date(_)) => {
-                Ending::Time(add_duration(start, duration))
-            }
-            (Span::Nominal(duration), _) => {
-                // Nominal days move the wall clock; the exact part moves the
-                // instant (which may land in the second of two equal hours).
-                let days = Duration::days(duration.nominal_days());
-                let base = start.with_local(start.local() + days);
-                let exact = duration.exact();
-                Ending::At(base.add_exact(exact), base.to_utc(fz) + exact)
-            }
-        }
-    }
-}
-
-/// How an instance ends: at a given time, or an exact span after its start.
-enum Ending {
-    Time(EventTime),
-    At(EventTime, DateTime<Utc>),
-    Exact(Duration),
-}
-
-/// The wall-clock occurrences of `rule` starting at `first`, up to
-/// `horizon`, computed by calcard on a floating copy of the series so that
-/// no zone arithmetic happens inside it. Occurrences before `early` may be
-/// left out. Returns whether the occurrence cap cut the result.
-fn rule_occurrences(
-    rule: &RecurrenceRule,
-    first: NaiveDateTime,
-    all_day: bool,
-    start: &EventTime,
-    early: NaiveDateTime,
-    horizon: NaiveDateTime,
-) -> Result<(Vec<NaiveDateTime>, bool), String> {
-    let mut floating = rule.clone();
-    // A DAILY or WEEKLY rule without COUNT yields the same occurrences from
-    // a start moved forward by whole intervals (days and weeks have no
-    // lengths to vary in a floating frame), so the copy starts just before
-    // `early` instead of iterating years of history. The series' own first
-    // occurrence is added by the caller either way.
-    let period_days = match rule.freq {
-        Frequency::Daily => 1,
-        Frequency::Weekly => 7,
-        _ => 0,
-    } * i64::from(rule.interval.unwrap_or(1));
-    let first = if period_days > 0 && rule.count.is_none() && early > first {
-        let periods = (early - first).num_days() / period_days;
-        first + Duration::days(periods * period_days)
-    } else {
-        first
-    };
-    // UNTIL in the series' own wall-clock frame; inclusive.
-    let until = rule.until.map(|until| match until {
-        Until::Utc(utc) => match start {
-            EventTime::Zoned { zone, .. } => utc.and_utc().with_timezone(&zone.tz()).naive_local(),
-            _ => utc,
-        },
-        Until::Floating(local) => local,
-        Until::Date(date) => {
-            if all_day {
-                date.and_time(NaiveTime::MIN)
-            } else {
-                // A date UNTIL on a timed series includes that whole day.
-                date.and_hms_opt(23, 59, 59)
-                    .unwrap_or(date.and_time(NaiveTime::MIN))
-            }
-        }
-    });
-    let until = match (until, rule.count) {
-        (Some(until), _) => Some(until.min(horizon)),
-        (None, None) => Some(horizon),
-        (None, Some(_)) => None,
-    };
-    if until.is_some_and(|until| until < first) {
-        // The rule ended before the (possibly moved) start.
-        return Ok((Vec::new(), false));
-    }
-    floating.until = until.map(Until::Floating);
-    if floating.until.is_some() {
-        floating.count = None;
-    }
-    let mut text = String::with_capacity(160);
-    let _ = write!(
-        text,
-        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:{}\r\nRRULE:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
-        first.format("%Y%m%dT%H%M%S"),
-        floating
-    );
-    let calendar = calcard::icalendar::ICalendar::parse(&text)
-        .map_err(|_| format!("RRULE {floating} could not be read"))?;
-    let expanded = calendar.expand_dates(calcard::common::timezone::Tz::Floating, MAX_OCCURRENCES);
-    if let Some(error) = expanded.errors.first() {
-        return Err(format!("RRULE {}: {}", rule, error.error));
-    }
-    let cut = expanded.events.len() >= MAX_OCCURRENCES;
-    let mut occurrences: Vec<NaiveDateTime> = expanded
-        .events
-        .into_iter()
-        .map(|event| event.start.naive_local())
-        .filter(|local| *local <= horizon)
-        .collect();
-    // COUNT with a horizon: the rule itself stops; drop what lies beyond.
-    if let Some(count) = rule.count.filter(|_| rule.until.is_none()) {
-        occurrences.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-    }
-    Ok((occurrences, cut))
 }

@@ -3,10 +3,22 @@
 
 use crate::zone::Zone;
 use chrono::{
-    DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, SecondsFormat,
-    TimeZone, Utc,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    SecondsFormat, TimeZone, Utc,
 };
 use chrono_tz::Tz;
+use std::ops::RangeInclusive;
+
+/// The years an event time may fall in: what iCalendar and RFC 3339 write
+/// (four digits). Readers refuse times outside it, and checked arithmetic
+/// ([`EventTime::checked_add_exact`], [`crate::event::checked_add_duration`])
+/// returns `None` for results outside it.
+pub const YEARS: RangeInclusive<i32> = 0..=9999;
+
+/// Whether a wall-clock time lies in [`YEARS`].
+pub fn local_in_range(local: NaiveDateTime) -> bool {
+    YEARS.contains(&local.year())
+}
 
 /// A start, end, recurrence id, `RDATE` or `EXDATE` value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,20 +102,37 @@ impl EventTime {
         }
     }
 
-    /// Adds an exact span of time. Dates move by whole days of the span.
+    /// Whether the wall-clock time lies in [`YEARS`], so that it can be
+    /// written as iCalendar and RFC 3339.
+    pub fn in_range(&self) -> bool {
+        local_in_range(self.local())
+    }
+
+    /// Adds an exact span of time. Dates move by whole days of the span. A
+    /// result outside [`YEARS`] leaves the time unchanged: use
+    /// [`EventTime::checked_add_exact`] to tell.
     pub fn add_exact(&self, span: Duration) -> EventTime {
-        match self {
-            EventTime::Date(date) => EventTime::Date(*date + Duration::days(span.num_days())),
-            EventTime::Floating(local) => EventTime::Floating(*local + span),
-            EventTime::Utc(instant) => EventTime::Utc(*instant + span),
+        self.checked_add_exact(span).unwrap_or_else(|| self.clone())
+    }
+
+    /// Adds an exact span of time (dates by whole days of it); `None` when
+    /// the result falls outside [`YEARS`].
+    pub fn checked_add_exact(&self, span: Duration) -> Option<EventTime> {
+        let time = match self {
+            EventTime::Date(date) => {
+                EventTime::Date(date.checked_add_signed(Duration::try_days(span.num_days())?)?)
+            }
+            EventTime::Floating(local) => EventTime::Floating(local.checked_add_signed(span)?),
+            EventTime::Utc(instant) => EventTime::Utc(instant.checked_add_signed(span)?),
             EventTime::Zoned { local, zone } => {
-                let instant = resolve_local(zone.tz(), *local) + span;
+                let instant = resolve_local(zone.tz(), *local).checked_add_signed(span)?;
                 EventTime::Zoned {
                     local: instant.with_timezone(&zone.tz()).naive_local(),
                     zone: zone.clone(),
                 }
             }
-        }
+        };
+        time.in_range().then_some(time)
     }
 
     /// The display form used by the CLI and the API: `YYYY-MM-DD` for dates,
@@ -146,9 +175,14 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         LocalResult::None => {
             // Transitions are months apart, so a day earlier the offset in
             // force is the one from before the gap.
-            let before = local - Duration::days(1);
+            // At the very ends of chrono's range (never a time calmesh
+            // reads) the time is used as it is.
+            let before = local.checked_sub_signed(Duration::days(1)).unwrap_or(local);
             let offset = tz.offset_from_utc_datetime(&before).fix();
-            (local - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc()
+            local
+                .checked_sub_signed(Duration::seconds(i64::from(offset.local_minus_utc())))
+                .unwrap_or(local)
+                .and_utc()
         }
     }
 }

@@ -395,6 +395,7 @@ fn read_event(
             event.other_params.push((prop.name.clone(), kept));
         }
     };
+    let mut duration_line = None;
     for prop in component.properties {
         let name = prop.name.as_str();
         match name {
@@ -414,6 +415,7 @@ fn read_event(
                 Some(duration) => {
                     params_of(&mut event, &prop);
                     event.duration = Some(duration);
+                    duration_line = Some(prop.line);
                 }
                 None => {
                     reader.warn(
@@ -541,6 +543,13 @@ fn read_event(
             _ => event.other_properties.push(prop),
         }
     }
+    // An end past year 9999 cannot be written, shown or computed with.
+    if let Some(line) = duration_line
+        && event.end.is_none()
+        && event.checked_effective_end().is_none()
+    {
+        return Err(fatal(line, "DURATION: value out of range".to_string()));
+    }
     for child in component.children {
         if child.name == "VALARM" {
             event.alarms.push(child);
@@ -557,6 +566,9 @@ fn read_period(reader: &mut Reader<'_>, prop: &Property, text: &str) -> Result<R
         .ok_or_else(|| format!("RDATE: {text:?} is not a period"))?;
     let start = reader.time(prop, start)?;
     if let Some(duration) = value::parse_duration(rest) {
+        if crate::event::checked_add_duration(&start, &duration).is_none() {
+            return Err(format!("RDATE: period {text:?}: value out of range"));
+        }
         return Ok(RDate::PeriodDuration { start, duration });
     }
     let end = reader.time(prop, rest)?;

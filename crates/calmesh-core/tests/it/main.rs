@@ -4,6 +4,7 @@
 
 mod busy;
 mod expand;
+mod hardening;
 mod hash;
 mod oracle;
 mod roundtrip;
