@@ -22,6 +22,8 @@ pub enum ProviderError {
         attempts: u32,
         /// The last failure.
         message: String,
+        /// Retry-After, when the provider sent one.
+        retry_after: Option<Duration>,
     },
     /// The provider refused the refresh token for good: a person must connect
     /// the account again. Never retried.
@@ -64,15 +66,31 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Whether the error concerns the whole account (stop using it this run)
-    /// rather than one item.
+    /// Whether the error concerns the whole account (stop using it this
+    /// run) rather than one item: the grant or the credentials were refused,
+    /// or the account's quota or rate limit is spent. A provider that keeps
+    /// failing one write (`Unavailable`) is that item's error.
     pub fn is_account_level(&self) -> bool {
         matches!(
             self,
-            Self::ReauthRequired(_)
-                | Self::Unauthorized(_)
-                | Self::RateLimited { .. }
-                | Self::Unavailable { .. }
+            Self::ReauthRequired(_) | Self::Unauthorized(_) | Self::RateLimited { .. }
         )
+    }
+
+    /// Whether the same request may succeed later unchanged (rate limits,
+    /// 5xx and dropped connections after every retry), so the work is worth
+    /// scheduling again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
+    }
+
+    /// How long the provider asked to wait before the next try, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
     }
 }

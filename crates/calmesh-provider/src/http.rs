@@ -323,38 +323,39 @@ impl HttpClient {
         verdict: &Verdict,
         retry_after: Option<Duration>,
     ) -> Result<(), ProviderError> {
-        if attempt >= self.policy.max_attempts {
-            return Err(match verdict {
-                Verdict::RateLimited(message) => ProviderError::RateLimited {
-                    attempts: attempt,
-                    message: message.clone(),
-                    retry_after,
-                },
-                Verdict::Transient(message) | Verdict::Unauthorized(message) => {
-                    ProviderError::Unavailable {
-                        attempts: attempt,
-                        message: message.clone(),
-                    }
-                }
-                Verdict::Fail(e) => e.clone(),
-            });
-        }
-        if let (Verdict::RateLimited(message), Some(wait)) = (verdict, retry_after)
-            && wait > MAX_RETRY_AFTER
-        {
-            // Waiting this long inside one call would stall the run: give up
-            // and let the caller schedule the retry (it gets the wait).
-            return Err(ProviderError::RateLimited {
-                attempts: attempt,
-                message: message.clone(),
-                retry_after: Some(wait),
-            });
+        // Out of attempts, or asked to wait longer than one call may (which
+        // would stall the run and hold a job's lease): give up, and let the
+        // caller schedule the retry (the error carries the wait).
+        if attempt >= self.policy.max_attempts || retry_after.is_some_and(|w| w > MAX_RETRY_AFTER) {
+            return Err(give_up(attempt, verdict, retry_after));
         }
         let backoff = self.policy.backoff(attempt - 1, &mut rand::rng());
-        let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
+        // Never longer than MAX_RETRY_AFTER in one wait.
+        let wait = retry_after
+            .map_or(backoff, |ra| ra.max(backoff))
+            .min(MAX_RETRY_AFTER);
         tracing::debug!(attempt, ?wait, ?verdict, "retrying");
         tokio::time::sleep(wait).await;
         Ok(())
+    }
+}
+
+/// The error a call ends with after `attempts` attempts.
+fn give_up(attempts: u32, verdict: &Verdict, retry_after: Option<Duration>) -> ProviderError {
+    match verdict {
+        Verdict::RateLimited(message) => ProviderError::RateLimited {
+            attempts,
+            message: message.clone(),
+            retry_after,
+        },
+        Verdict::Transient(message) | Verdict::Unauthorized(message) => {
+            ProviderError::Unavailable {
+                attempts,
+                message: message.clone(),
+                retry_after,
+            }
+        }
+        Verdict::Fail(e) => e.clone(),
     }
 }
 

@@ -66,6 +66,9 @@ struct TokenError {
 /// A token is refreshed this long before the provider says it expires.
 const EARLY: Duration = Duration::from_secs(60);
 
+/// The longest access-token lifetime believed (Google's is an hour).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 impl OAuthClient {
     /// A token source for one account.
     pub fn new(
@@ -109,7 +112,11 @@ impl OAuthClient {
                         let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
                             ProviderError::Decode(format!("token endpoint response: {e}"))
                         })?;
-                        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600));
+                        // A lifetime is trusted up to a day: an absurd
+                        // `expires_in` must neither overflow the instant nor
+                        // keep a token Google would refuse long before.
+                        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600))
+                            .min(MAX_TOKEN_LIFETIME);
                         let expires = Instant::now() + lifetime.saturating_sub(EARLY);
                         return Ok((token.access_token, expires));
                     }
@@ -148,6 +155,7 @@ impl OAuthClient {
                 return Err(ProviderError::Unavailable {
                     attempts: attempt,
                     message: failure,
+                    retry_after: None,
                 });
             }
             let wait = self.policy.backoff(attempt - 1, &mut rand::rng());

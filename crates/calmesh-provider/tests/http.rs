@@ -18,6 +18,7 @@ fn classify(status: u16, _: &reqwest::header::HeaderMap, _: &[u8]) -> Verdict {
     match status {
         429 => Verdict::RateLimited("slow down".into()),
         401 => Verdict::Unauthorized("expired".into()),
+        503 => Verdict::Transient("down".into()),
         s => Verdict::Fail(ProviderError::Rejected {
             status: s,
             reason: String::new(),
@@ -217,4 +218,104 @@ async fn clients_of_one_account_share_its_rate() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A server answering every call with `status` and `Retry-After: wait`,
+/// counting the calls.
+async fn always(status: StatusCode, wait: &'static str) -> (String, Arc<AtomicU32>) {
+    let hits = Arc::new(AtomicU32::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/x",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (status, [("retry-after", wait)], "").into_response()
+            }
+        }),
+    );
+    (serve(app).await, hits)
+}
+
+fn plain_client() -> HttpClient {
+    HttpClient::new(
+        "test",
+        calmesh_provider::http::build_reqwest().unwrap(),
+        policy(),
+        Arc::new(RateLimiter::new(1000.0, 10)),
+        None,
+        classify,
+    )
+}
+
+// Issue 16, fault 3: a 5xx with `Retry-After: 86400` was slept on, per
+// attempt, while the job's heartbeat kept its lease.
+#[tokio::test]
+async fn a_long_retry_after_is_handed_to_the_caller_not_slept() {
+    let (base, hits) = always(StatusCode::SERVICE_UNAVAILABLE, "86400").await;
+    match plain_client().send(|c| c.get(format!("{base}/x"))).await {
+        Err(e @ ProviderError::Unavailable { attempts: 1, .. }) => {
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(86400)));
+            assert!(e.is_transient() && !e.is_account_level(), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "no second attempt");
+
+    let (base, hits) = always(StatusCode::TOO_MANY_REQUESTS, "120").await;
+    match plain_client().send(|c| c.get(format!("{base}/x"))).await {
+        Err(e @ ProviderError::RateLimited { attempts: 1, .. }) => {
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_short_retry_after_on_a_5xx_is_waited_and_counted() {
+    let (base, hits) = always(StatusCode::SERVICE_UNAVAILABLE, "0").await;
+    match plain_client().send(|c| c.get(format!("{base}/x"))).await {
+        Err(e @ ProviderError::Unavailable { attempts: 4, .. }) => {
+            assert_eq!(e.retry_after(), Some(Duration::ZERO));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "every attempt made");
+}
+
+// Issue 16, fault 1: an enormous `expires_in` overflowed `Instant +`.
+#[tokio::test]
+async fn an_absurd_token_lifetime_does_not_panic() {
+    let app = Router::new()
+        .route(
+            "/token",
+            post(|| async {
+                r#"{"access_token":"tok","expires_in":18446744073709551615,"token_type":"Bearer"}"#
+            }),
+        )
+        .route("/api", get(|| async { "fine" }));
+    let base = serve(app).await;
+    let reqwest = calmesh_provider::http::build_reqwest().unwrap();
+    let tokens = OAuthClient::new(
+        reqwest.clone(),
+        format!("{base}/token"),
+        "id",
+        "secret",
+        "good",
+        policy(),
+    );
+    let client = HttpClient::new(
+        "test",
+        reqwest,
+        policy(),
+        Arc::new(RateLimiter::new(1000.0, 10)),
+        Some(Arc::new(tokens)),
+        classify,
+    );
+    for _ in 0..2 {
+        let response = client.send(|c| c.get(format!("{base}/api"))).await.unwrap();
+        assert_eq!(response.body, b"fine");
+    }
 }

@@ -288,8 +288,30 @@ struct Applied {
     updated: u64,
     deleted: u64,
     failed: u64,
+    /// Failures worth another try (see [`ApplyError::is_transient`]).
+    retryable: u64,
+    /// The longest `Retry-After` among them.
+    retry_after: Option<std::time::Duration>,
     errors: Vec<ItemError>,
 }
+
+impl Applied {
+    fn fail(&mut self, calendar: &str, item: &str, message: String, transient: bool) {
+        self.failed += 1;
+        self.retryable += u64::from(transient);
+        self.errors.push(ItemError {
+            calendar: calendar.to_owned(),
+            item: item.to_owned(),
+            message,
+        });
+    }
+}
+
+/// Writes to one account that fail as `Unavailable` one after another
+/// before the account is left alone for the rest of the run: one bad item
+/// is that item's error, a provider that is down for every write is the
+/// account's.
+const UNAVAILABLE_STREAK: u32 = 3;
 
 impl Engine {
     /// An engine over `store`.
@@ -527,7 +549,19 @@ impl Engine {
                                             pull.problems.iter().any(|p| p.remote_id == c.remote_id)
                                         }))
                                     }
-                                    Err(e) => report.error = Some(e.to_string()),
+                                    Err(e) => {
+                                        // Committing now would drop the
+                                        // unreadable entries from the cache
+                                        // (and delete their blocks): commit
+                                        // nothing, so the pull is retried.
+                                        report.error = Some(format!(
+                                            "{} entries could not be read and the cache that \
+                                             holds them could not be read either ({e}): \
+                                             nothing committed",
+                                            pull.problems.len()
+                                        ));
+                                        return self.pull_finished(calendar, report);
+                                    }
                                 }
                             }
                         }
@@ -556,16 +590,25 @@ impl Engine {
                         if error.is_account_level() {
                             self.account_failed(&calendar.account, &error).await;
                         }
-                        let text = error.to_string();
-                        let _ = self
+                        report.retry_after = error.retry_after();
+                        let mut text = error.to_string();
+                        if let Err(e) = self
                             .store
                             .set_calendar_error(&calendar.id, Some(&text))
-                            .await;
+                            .await
+                        {
+                            text.push_str(&format!(" (and recording this error failed: {e})"));
+                        }
                         report.error = Some(text);
                     }
                 }
             }
         }
+        self.pull_finished(calendar, report)
+    }
+
+    /// Counts a pull's end and remembers its report for the run.
+    fn pull_finished(&self, calendar: &Calendar, report: PullReport) -> PullReport {
         metrics::run_finished(
             "pull",
             match (report.committed, &report.error) {
@@ -888,12 +931,19 @@ impl Engine {
             report.updated = applied.updated;
             report.deleted = applied.deleted;
             report.failed = applied.failed;
+            report.retryable = applied.retryable;
+            report.retry_after = applied.retry_after;
             report.errors.extend(applied.errors);
             if rule.state == RuleState::NeedsConfirmation {
                 self.store
                     .set_rule_state(&rule.id, RuleState::Active)
                     .await?;
             }
+        }
+        for pull in report.pulls.iter().filter(|p| !p.committed) {
+            // A pull that committed nothing is worth another try.
+            report.retryable += 1;
+            report.retry_after = report.retry_after.max(pull.retry_after);
         }
         if report.status == "ok"
             && (report.failed > 0
@@ -933,49 +983,58 @@ impl Engine {
                     Ok(p) => p,
                     Err(why) => {
                         for op in ops.iter().filter(|op| !matches!(op, Op::Forget { .. })) {
-                            applied.failed += 1;
-                            applied.errors.push(ItemError {
-                                calendar: label.clone(),
-                                item: op_target(op).to_owned(),
-                                message: why.clone(),
-                            });
+                            applied.fail(&label, op_target(op), why.clone(), false);
                         }
                         return applied;
                     }
                 };
+                let mut unavailable_in_a_row = 0;
                 for op in ops {
                     let unavailable = Self::lock(&self.unavailable)
                         .get(&calendar.account)
                         .cloned()
                         .filter(|_| !matches!(op, Op::Forget { .. }));
                     if let Some(why) = unavailable {
-                        applied.failed += 1;
-                        applied.errors.push(ItemError {
-                            calendar: label.clone(),
-                            item: op_target(op).to_owned(),
-                            message: why,
-                        });
+                        applied.fail(&label, op_target(op), why, true);
                         continue;
                     }
                     match self.apply_one(rule, calendar, provider.as_ref(), op).await {
-                        Ok(()) => match op {
-                            Op::Create { .. } => applied.created += 1,
-                            Op::Update { .. } => applied.updated += 1,
-                            Op::Delete { .. } => applied.deleted += 1,
-                            Op::Forget { .. } => {}
-                        },
-                        Err(error) => {
-                            if let ApplyError::Provider(e) = &error
-                                && e.is_account_level()
-                            {
-                                self.account_failed(&calendar.account, e).await;
+                        Ok(()) => {
+                            unavailable_in_a_row = 0;
+                            match op {
+                                Op::Create { .. } => applied.created += 1,
+                                Op::Update { .. } => applied.updated += 1,
+                                Op::Delete { .. } => applied.deleted += 1,
+                                Op::Forget { .. } => {}
                             }
-                            applied.failed += 1;
-                            applied.errors.push(ItemError {
-                                calendar: label.clone(),
-                                item: op_target(op).to_owned(),
-                                message: error.to_string(),
-                            });
+                        }
+                        Err(error) => {
+                            if let ApplyError::Provider(e) = &error {
+                                if e.is_account_level() {
+                                    self.account_failed(&calendar.account, e).await;
+                                }
+                                if matches!(e, ProviderError::Unavailable { .. }) {
+                                    unavailable_in_a_row += 1;
+                                    if unavailable_in_a_row >= UNAVAILABLE_STREAK {
+                                        Self::lock(&self.unavailable).insert(
+                                            calendar.account.clone(),
+                                            format!(
+                                                "not tried: the provider failed \
+                                                 {unavailable_in_a_row} writes in a row ({e})"
+                                            ),
+                                        );
+                                    }
+                                } else {
+                                    unavailable_in_a_row = 0;
+                                }
+                                applied.retry_after = applied.retry_after.max(e.retry_after());
+                            }
+                            applied.fail(
+                                &label,
+                                op_target(op),
+                                error.to_string(),
+                                error.is_transient(),
+                            );
                         }
                     }
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -994,6 +1053,8 @@ impl Engine {
             all.updated += part.updated;
             all.deleted += part.deleted;
             all.failed += part.failed;
+            all.retryable += part.retryable;
+            all.retry_after = all.retry_after.max(part.retry_after);
             all.errors.extend(part.errors);
         }
         all
@@ -1257,29 +1318,37 @@ impl Engine {
                 if !orphans.is_empty() {
                     let provider = self.provider(&calendar.account).await;
                     for op in orphans {
-                        if let (
-                            Ok(p),
-                            Op::Delete {
-                                target_id, etag, ..
-                            },
-                        ) = (&provider, &op)
-                        {
-                            match p
+                        // The plan of a reset holds only deletes.
+                        let Op::Delete {
+                            target_id, etag, ..
+                        } = &op
+                        else {
+                            continue;
+                        };
+                        let result = match &provider {
+                            Ok(p) => match p
                                 .delete(&calendar.remote_id, target_id, etag.as_deref())
                                 .await
                             {
-                                Ok(()) | Err(ProviderError::NotFound) => {
-                                    self.store.remove_entry(&calendar.id, target_id).await?;
-                                    report.deleted += 1;
-                                }
-                                Err(e) => {
-                                    report.failed += 1;
-                                    report.errors.push(ItemError {
-                                        calendar: label.clone(),
-                                        item: target_id.clone(),
-                                        message: e.to_string(),
-                                    });
-                                }
+                                Ok(()) | Err(ProviderError::NotFound) => Ok(()),
+                                Err(e) => Err(e.to_string()),
+                            },
+                            // An account that cannot be opened leaves its
+                            // orphans in place: each is a failure, not a skip.
+                            Err(why) => Err(why.clone()),
+                        };
+                        match result {
+                            Ok(()) => {
+                                self.store.remove_entry(&calendar.id, target_id).await?;
+                                report.deleted += 1;
+                            }
+                            Err(message) => {
+                                report.failed += 1;
+                                report.errors.push(ItemError {
+                                    calendar: label.clone(),
+                                    item: target_id.clone(),
+                                    message,
+                                });
                             }
                         }
                     }
@@ -1386,4 +1455,16 @@ enum ApplyError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Refused(String),
+}
+
+impl ApplyError {
+    /// Whether the same write may succeed later: a provider's transient
+    /// failure, or the database.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Provider(e) => e.is_transient(),
+            Self::Store(_) => true,
+            Self::Refused(_) => false,
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! What a sync or reset reports: per rule, counts, API calls, duration and
 //! per-item errors; per calendar pulled, what the pull changed.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 /// The report of one `sync`.
@@ -52,6 +54,13 @@ pub struct RuleReport {
     pub pulls: Vec<PullReport>,
     /// Per-item errors.
     pub errors: Vec<ItemError>,
+    /// Failures that may succeed on a later try (rate limits, 5xx,
+    /// dropped connections, the database): the rule is worth running again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retryable: u64,
+    /// The longest wait a provider asked for (`Retry-After`), if any.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
     /// The planned writes (with `--dry-run` or `--verbose`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedOp>,
@@ -85,6 +94,9 @@ pub struct PullReport {
     /// Why the pull failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The wait the provider asked for (`Retry-After`) when it failed.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
 }
 
 /// An error recorded against one item; the run goes on.
@@ -113,4 +125,8 @@ pub struct PlannedOp {
     /// The block's start (and recurrence), for creates and updates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -19,9 +19,12 @@
 //!   channel first, then the old one is stopped).
 //!
 //! A provider error that concerns one run (rate limits, 5xx after retries)
-//! fails the job, which the queue retries with backoff (honouring a
-//! `Retry-After`); a rule run that ends `partial` is complete: its item
-//! errors are in the run report.
+//! fails the job, which the queue retries with backoff (honouring the
+//! provider's `Retry-After`, which the error carries). A rule run that ends
+//! `partial` with failures that may pass later (rate limits, 5xx, the
+//! database) fails too, so the failed writes are retried; one whose only
+//! failures are refusals (a 4xx for that item) is complete, its item errors
+//! in the run report.
 //!
 //! A job that panics fails as a job (the panic's message is its error; the
 //! queue retries it with backoff and marks it dead after the last attempt)
@@ -341,7 +344,7 @@ async fn run_job(
             {
                 return Err(JobFailure::Provider {
                     message: format!("pull of {}: {error}", report.calendar),
-                    retry_after: None,
+                    retry_after: report.retry_after,
                 });
             }
             let changed =
@@ -381,7 +384,25 @@ async fn run_job(
                     message: report
                         .message
                         .unwrap_or_else(|| format!("rule {} failed", rule.name)),
-                    retry_after: None,
+                    retry_after: report.retry_after,
+                });
+            }
+            if report.status == "partial" && report.retryable > 0 {
+                // Writes that may succeed later are retried with backoff
+                // rather than left for the next change at the source. Those
+                // the provider refused for good stay in the run report.
+                return Err(JobFailure::Provider {
+                    message: format!(
+                        "rule {}: {} of {} failures may pass on a retry; first: {}",
+                        rule.name,
+                        report.retryable,
+                        report.failed.max(report.retryable),
+                        report
+                            .errors
+                            .first()
+                            .map_or("a pull", |e| e.message.as_str())
+                    ),
+                    retry_after: report.retry_after,
                 });
             }
             Ok(())
@@ -410,14 +431,14 @@ async fn run_job(
 }
 
 /// Starts `n` workers sharing one engine (provider handles and access
-/// tokens are shared; each job starts a fresh run). Returns their handles.
+/// tokens are shared; each job starts a fresh run), each configured as
+/// `template` under its own id. Returns their handles.
 pub fn spawn_workers(
     store: Arc<dyn calmesh_store::Store>,
     queue: Arc<dyn JobQueue>,
     settings: ProviderSettings,
-    channels: ChannelSettings,
+    template: &WorkerConfig,
     n: usize,
-    lease: Duration,
     health: &Arc<WorkerHealth>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -429,9 +450,8 @@ pub fn spawn_workers(
             let engine =
                 Arc::new(Engine::new(store.clone(), settings).with_rate_limits(limits.clone()));
             let config = WorkerConfig {
-                channels: channels.clone(),
-                lease,
-                ..WorkerConfig::numbered(i)
+                id: WorkerConfig::numbered(i).id,
+                ..template.clone()
             };
             tokio::spawn(run_worker(
                 engine,

@@ -132,9 +132,12 @@ async fn run_until_shutdown(
         backend.store.clone(),
         backend.queue.clone(),
         sync_cmd::provider_settings(),
-        channels,
+        &calmesh_sync::worker::WorkerConfig {
+            channels,
+            lease: options.lease,
+            ..calmesh_sync::worker::WorkerConfig::numbered(0)
+        },
         options.workers,
-        options.lease,
         health,
         shutdown.clone(),
     );

@@ -162,3 +162,52 @@ async fn removing_rules_and_accounts_leaves_nothing_behind() {
     assert!(blocks_by_rule(&emu, ANN).await.is_empty());
     assert_eq!(blocks_by_rule(&emu, BOB).await.len(), 2);
 }
+
+// Issue 16, fault 6: `reset` of every rule skipped the blocks of removed
+// rules when their account could not be used, and still said ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_reports_each_block_it_could_not_delete() {
+    let mut emu = Emu::start().await;
+    emu.add_account(ANN).await;
+    emu.add_account(BOB).await;
+    let cm = Calmesh::new();
+    cm.add_accounts(&emu, &[ANN, BOB]);
+    cm.add_busy_rule("old", &[ANN, BOB]);
+    cm.add_busy_rule("work", &[ANN, BOB]);
+    for day in 2..5 {
+        emu.insert(
+            ANN,
+            json!({"summary": "x", "start": {"dateTime": at(day, 9)},
+                   "end": {"dateTime": at(day, 10)}}),
+        )
+        .await;
+    }
+    cm.sync();
+    cm.ok(&["rules", "remove", "old", "--keep-blocks"]);
+    assert_eq!(blocks_by_rule(&emu, BOB).await.len(), 6);
+
+    // Deletes in Bob's calendar are rate limited: the first one spends the
+    // account for the run, so no later delete is tried.
+    emu.faults(json!({"rate_limit": {"status": 429, "matching": "/events/", "account": BOB}}))
+        .await;
+    let out = cm.run(&["reset", "--calendar", &format!("{BOB}:primary"), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!out.status.success(), "{report:#}");
+    assert_ne!(report["status"], "ok", "{report:#}");
+    assert_eq!(report["deleted"], 0, "{report:#}");
+    assert_eq!(report["failed"], 6, "{report:#}");
+    let items: BTreeSet<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), 6, "every block is named: {report:#}");
+    assert_eq!(blocks_by_rule(&emu, BOB).await.len(), 6);
+
+    emu.faults(json!({"reset": true})).await;
+    let out = cm.ok(&["reset", "--calendar", &format!("{BOB}:primary"), "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"], 6, "{report:#}");
+    assert!(blocks_by_rule(&emu, BOB).await.is_empty());
+}

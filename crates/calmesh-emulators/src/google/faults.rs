@@ -25,6 +25,7 @@ pub(crate) struct RateLimit {
     pub status: u16,
     pub reason: String,
     pub account: Option<String>,
+    pub target: Target,
 }
 
 /// Injected 5xx errors.
@@ -33,6 +34,28 @@ pub(crate) struct ServerError {
     pub probability: f64,
     pub status: u16,
     pub account: Option<String>,
+    pub target: Target,
+}
+
+/// Which requests an error knob hits, and what its answer adds. Google
+/// sends no `Retry-After` on Calendar errors; `retry_after_secs` stands in
+/// for providers that do (Graph, Notion), to test how a client honours it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct Target {
+    /// Only requests whose path, query or body contains this text (one
+    /// event's id, or a time only its writes carry): an item-level fault.
+    pub matching: Option<String>,
+    /// A `Retry-After: N` header on the answer.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Target {
+    fn hits(&self, request_text: Option<&str>) -> bool {
+        match &self.matching {
+            None => true,
+            Some(text) => request_text.is_some_and(|t| t.contains(text.as_str())),
+        }
+    }
 }
 
 /// A fault that happens with some probability.
@@ -74,7 +97,7 @@ pub(crate) struct Stats {
 enum Injected {
     Nothing,
     DropConnection,
-    Respond(ApiError),
+    Respond(ApiError, Option<u64>),
 }
 
 /// `true` with probability `p` (0 never, 1 always).
@@ -120,7 +143,23 @@ impl Faults {
         }
     }
 
-    fn draw(&self, rng: &mut StdRng, account: Option<&str>) -> (Option<Duration>, Injected) {
+    /// Whether a knob looks into requests (so the body must be read).
+    fn matches_text(&self) -> bool {
+        self.rate_limit
+            .as_ref()
+            .is_some_and(|k| k.target.matching.is_some())
+            || self
+                .server_error
+                .as_ref()
+                .is_some_and(|k| k.target.matching.is_some())
+    }
+
+    fn draw(
+        &self,
+        rng: &mut StdRng,
+        account: Option<&str>,
+        request_text: Option<&str>,
+    ) -> (Option<Duration>, Injected) {
         let latency = self
             .latency_ms
             .filter(|ms| *ms > 0 && self.applies(None, account))
@@ -133,6 +172,7 @@ impl Faults {
         }
         if let Some(knob) = &self.rate_limit
             && self.applies(knob.account.as_ref(), account)
+            && knob.target.hits(request_text)
             && chance(rng, knob.probability)
         {
             let status = StatusCode::from_u16(knob.status).unwrap_or(StatusCode::FORBIDDEN);
@@ -142,15 +182,22 @@ impl Faults {
                 _ => ("rateLimitExceeded", "Rate Limit Exceeded"),
             };
             let error = ApiError::new(status, "usageLimits", reason, message);
-            return (latency, Injected::Respond(error));
+            return (
+                latency,
+                Injected::Respond(error, knob.target.retry_after_secs),
+            );
         }
         if let Some(knob) = &self.server_error
             && self.applies(knob.account.as_ref(), account)
+            && knob.target.hits(request_text)
             && chance(rng, knob.probability)
         {
             let status =
                 StatusCode::from_u16(knob.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (latency, Injected::Respond(ApiError::backend(status)));
+            return (
+                latency,
+                Injected::Respond(ApiError::backend(status), knob.target.retry_after_secs),
+            );
         }
         (latency, Injected::Nothing)
     }
@@ -273,6 +320,22 @@ fn knob_account(value: &Value, knob: &str) -> Result<Option<String>, String> {
         .transpose()
 }
 
+fn target(value: &Value, knob: &str) -> Result<Target, String> {
+    let matching = field(value, knob, "matching")?
+        .map(|m| text(m, &format!("{knob}.matching")))
+        .transpose()?;
+    if matching.as_deref() == Some("") {
+        return Err(format!("{knob}.matching must not be empty"));
+    }
+    let retry_after_secs = field(value, knob, "retry_after_secs")?
+        .map(|n| number(n, &format!("{knob}.retry_after_secs")))
+        .transpose()?;
+    Ok(Target {
+        matching,
+        retry_after_secs,
+    })
+}
+
 fn chance_knob(value: &Value, knob: &str) -> Result<Chance, String> {
     Ok(Chance {
         probability: knob_probability(value, knob)?,
@@ -306,6 +369,7 @@ fn rate_limit(value: &Value) -> Result<RateLimit, String> {
         status: u16::try_from(status).unwrap_or(403),
         reason,
         account: knob_account(value, "rate_limit")?,
+        target: target(value, "rate_limit")?,
     })
 }
 
@@ -321,6 +385,7 @@ fn server_error(value: &Value) -> Result<ServerError, String> {
         probability: knob_probability(value, "server_error")?,
         status: u16::try_from(status).unwrap_or(500),
         account: knob_account(value, "server_error")?,
+        target: target(value, "server_error")?,
     })
 }
 
@@ -344,6 +409,12 @@ pub(crate) async fn observe(
     } else {
         token_request_account(&emulator, request).await
     };
+    // A knob that looks into requests gets the path, query and body.
+    let (request, request_text) = if emulator.with(|state| state.faults.matches_text()) {
+        request_text(request).await
+    } else {
+        (request, None)
+    };
     let (latency, injected) = emulator.with(|state| {
         state.stats.total += 1;
         *state.stats.by_route.entry(route).or_default() += 1;
@@ -354,7 +425,8 @@ pub(crate) async fn observe(
             return (None, Injected::Nothing);
         }
         let faults = state.faults.clone();
-        let (latency, injected) = faults.draw(&mut state.rng, account.as_deref());
+        let (latency, injected) =
+            faults.draw(&mut state.rng, account.as_deref(), request_text.as_deref());
         if !matches!(injected, Injected::Nothing) {
             state.stats.faults_injected += 1;
         }
@@ -365,7 +437,15 @@ pub(crate) async fn observe(
     }
     match injected {
         Injected::Nothing => next.run(request).await,
-        Injected::Respond(error) => error.into_response(),
+        Injected::Respond(error, retry_after) => {
+            let mut response = error.into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+            response
+        }
         Injected::DropConnection => {
             drop_connection(request.extensions().get::<ConnectionKill>().cloned()).await
         }
@@ -382,6 +462,22 @@ async fn drop_connection(kill: Option<ConnectionKill>) -> Response {
         std::future::pending::<()>().await;
     }
     Response::new(Body::new(super::serve::FailingBody))
+}
+
+/// The request's path, query and body as text, for `matching` knobs; the
+/// request goes on with the same body.
+async fn request_text(request: Request) -> (Request, Option<String>) {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return (Request::from_parts(parts, Body::empty()), None);
+    };
+    let text = format!(
+        "{}?{} {}",
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        String::from_utf8_lossy(&bytes)
+    );
+    (Request::from_parts(parts, Body::from(bytes)), Some(text))
 }
 
 /// Reads the account behind a token-endpoint request (its refresh token
@@ -459,18 +555,49 @@ mod tests {
                 status: 429,
                 reason: "rateLimitExceeded".into(),
                 account: None,
+                target: Target::default(),
             }),
             account: Some("a@example.com".into()),
             ..Faults::default()
         };
         let mut rng = StdRng::seed_from_u64(1);
         assert!(matches!(
-            faults.draw(&mut rng, Some("a@example.com")).1,
-            Injected::Respond(_)
+            faults.draw(&mut rng, Some("a@example.com"), None).1,
+            Injected::Respond(_, None)
         ));
         assert!(matches!(
-            faults.draw(&mut rng, Some("b@example.com")).1,
+            faults.draw(&mut rng, Some("b@example.com"), None).1,
             Injected::Nothing
         ));
+    }
+
+    #[test]
+    fn matching_hits_only_requests_that_contain_the_text() {
+        let mut state = State::new(EmulatorConfig::default());
+        apply(
+            &mut state,
+            json!({"server_error": {"status": 503, "matching": "ev1", "retry_after_secs": 30}}),
+        )
+        .unwrap();
+        let faults = state.faults.clone();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(matches!(
+            faults
+                .draw(&mut rng, None, Some("/calendars/x/events/ev1? "))
+                .1,
+            Injected::Respond(_, Some(30))
+        ));
+        assert!(matches!(
+            faults
+                .draw(&mut rng, None, Some("/calendars/x/events/ev2? "))
+                .1,
+            Injected::Nothing
+        ));
+        assert!(matches!(
+            faults.draw(&mut rng, None, None).1,
+            Injected::Nothing
+        ));
+        assert!(apply(&mut state, json!({"server_error": {"matching": ""}})).is_err());
+        assert!(apply(&mut state, json!({"rate_limit": {"retry_after_secs": -1}})).is_err());
     }
 }
