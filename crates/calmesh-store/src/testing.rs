@@ -32,14 +32,29 @@ const DROP_LOCK_TIMEOUT: &str = "10s";
 /// unset or empty, in which case it prints
 /// `skipped: CALMESH_TEST_POSTGRES_URL not set` to stderr, so the skip shows
 /// in the test's output.
+///
+/// # Panics
+///
+/// When the variable is unset or empty and `CI` is set (to anything but
+/// empty, `0` or `false`): in CI the PostgreSQL tests must run, not pass
+/// by returning early.
 pub fn postgres_test_url() -> Option<String> {
     match std::env::var(TEST_POSTGRES_URL_ENV) {
         Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ if in_ci() => panic!(
+            "{TEST_POSTGRES_URL_ENV} is not set but CI is: the PostgreSQL tests must run in CI \
+             (point it at a server, e.g. postgres://postgres@127.0.0.1:5432/test)"
+        ),
         _ => {
             eprintln!("skipped: {TEST_POSTGRES_URL_ENV} not set");
             None
         }
     }
+}
+
+/// Whether `CI` says this is a CI run.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
 /// A fresh, empty schema for one test, dropped with everything in it by

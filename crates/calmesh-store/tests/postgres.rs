@@ -506,3 +506,43 @@ async fn calendar_polls_100k_timing() {
     time_calendar_polls_100k(&store, "a PostgreSQL store").await;
     finish(schema, store).await;
 }
+
+/// Issue 16, fault 11: without a server these tests passed by returning
+/// early, also in CI. With `CI` set they fail, saying why; without it they
+/// say they were skipped. Runs one test of this binary in a child process.
+#[test]
+fn without_a_server_the_tests_fail_in_ci_and_skip_elsewhere() {
+    let run = |ci: Option<&str>| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "columns_have_postgres_types",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CALMESH_TEST_POSTGRES_URL", "");
+        match ci {
+            Some(value) => command.env("CI", value),
+            None => command.env_remove("CI"),
+        };
+        let out = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (passed, text) = run(Some("1"));
+    assert!(!passed, "passed in CI without a server:\n{text}");
+    assert!(text.contains("must run in CI"), "{text}");
+    let (passed, text) = run(None);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("skipped: CALMESH_TEST_POSTGRES_URL not set"),
+        "{text}"
+    );
+    let (passed, text) = run(Some("false"));
+    assert!(passed, "{text}");
+}

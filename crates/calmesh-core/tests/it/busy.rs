@@ -648,6 +648,57 @@ fn invariant_4_mass_deletion_is_held_back() {
     assert_eq!(confirmed.count("delete"), 20);
 }
 
+/// The guard's verdict when `deletes` of `n` linked sources vanish.
+fn guard_when(n: usize, deletes: usize) -> Option<(usize, usize)> {
+    let body: String = (0..n)
+        .map(|i| {
+            format!(
+                "BEGIN:VEVENT\nUID:e{i}\nDTSTART:202603{:02}T090000Z\nDTEND:202603{:02}T100000Z\nEND:VEVENT\n",
+                i % 28 + 1,
+                i % 28 + 1
+            )
+        })
+        .collect();
+    let mut cals = vec![cal("a", entries(&body)), cal("b", vec![])];
+    let mut links = Vec::new();
+    let p = plan(
+        &rule(),
+        &BusyOptions::default(),
+        now(),
+        &cals,
+        &links,
+        false,
+    );
+    apply(&p.ops, &mut cals, &mut links);
+    assert_eq!(links.len(), n);
+    cals[0].entries.truncate(n - deletes);
+    let p = plan(
+        &rule(),
+        &BusyOptions::default(),
+        now(),
+        &cals,
+        &links,
+        false,
+    );
+    assert_eq!(p.count("delete"), deletes);
+    p.guard.map(|trip| (trip.deletes, trip.links))
+}
+
+// Issue 16, fault 11: the guard's edges, pinned. It holds a plan that
+// deletes more than 10 links and more than 50 % of them.
+#[test]
+fn invariant_4_guard_boundaries_are_10_links_and_50_percent() {
+    // Count: 10 of 12 (83 %) pass, 11 of 12 are held.
+    assert_eq!(guard_when(12, 10), None);
+    assert_eq!(guard_when(12, 11), Some((11, 12)));
+    // Share: 50 of 100 pass, 51 of 100 are held.
+    assert_eq!(guard_when(100, 50), None);
+    assert_eq!(guard_when(100, 51), Some((51, 100)));
+    // Exactly half of 22 (11 > 10) passes; one more is held.
+    assert_eq!(guard_when(22, 11), None);
+    assert_eq!(guard_when(22, 12), Some((12, 22)));
+}
+
 #[test]
 fn tentative_events_count_unless_the_rule_says_otherwise() {
     let source = entries(&MEETING.replace("SUMMARY:Secret project", "STATUS:TENTATIVE"));
