@@ -197,6 +197,11 @@ fn parse_content_line(line_no: u32, text: &str) -> Option<Property> {
                 break;
             }
         }
+        if values.is_empty() {
+            // `;NAME:` (no `=`) reads as `;NAME=:`, one empty value, which
+            // is how the writer puts it back.
+            values.push(String::new());
+        }
         if !param_name.is_empty() {
             params.push(Param {
                 name: param_name,

@@ -189,7 +189,9 @@ pub fn parse_duration(text: &str) -> Option<IcalDuration> {
 
 /// Undoes TEXT escaping (`\n`, `\,`, `\;`, `\\`).
 pub fn unescape_text(text: &str) -> String {
-    if !text.contains('\\') {
+    // A bare CR is no character of TEXT (line breaks are written `\n`);
+    // it is dropped, as the writer drops it, so a value reads back the same.
+    if !text.contains(['\\', '\r']) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
@@ -198,10 +200,11 @@ pub fn unescape_text(text: &str) -> String {
         if c == '\\' {
             match chars.next() {
                 Some('n' | 'N') => out.push('\n'),
+                Some('\r') => {}
                 Some(other) => out.push(other),
                 None => out.push('\\'),
             }
-        } else {
+        } else if c != '\r' {
             out.push(c);
         }
     }

@@ -385,3 +385,36 @@ fn fault1_hostile_values_round_trip_without_panic() {
         let _ = item.expand(&window, &options(10));
     }
 }
+
+/// Found by fuzzing (fuzz target `ical`): a parameter with no `=`
+/// (`T;D:`) read as no value and was written back as `D=`, which read as
+/// one empty value, so the calendar did not round-trip.
+#[test]
+fn fuzz_a_parameter_without_a_value_round_trips() {
+    let text = "BEGIN:VCALENDAR\r\nT;D:\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260101T090000Z\r\n\
+                X-A;X-FLAG;X-B=1:v\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let parsed = parse_calendar(text.as_bytes()).unwrap();
+    let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
+    let props = |c: &calmesh_core::ical::Calendar| {
+        c.properties
+            .iter()
+            .filter(|p| p.name == "T")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(props(&again.calendar), props(&parsed.calendar));
+    assert_eq!(again.calendar.items, parsed.calendar.items);
+}
+
+/// Found by fuzzing: a bare CR inside a value (`UID:47e0<CR>0e`) was kept
+/// by the reader and dropped by the writer, so the UID changed on a round
+/// trip. The reader drops it too.
+#[test]
+fn fuzz_a_bare_cr_inside_a_value_round_trips() {
+    let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:47e0\r0e\r\nSUMMARY:a\rb\\\r\r\n\
+                DTSTART:20260101T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let parsed = parse_calendar(text.as_bytes()).unwrap();
+    assert_eq!(parsed.calendar.items[0].uid.as_str(), "47e00e");
+    let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
+    assert_eq!(again.calendar.items, parsed.calendar.items);
+}
