@@ -1,9 +1,13 @@
 //! The key that encrypts credentials at rest (safety invariant 6).
 //!
 //! Credentials are sealed with AES-256-GCM under a fresh random 96-bit nonce
-//! per encryption and stored as `v1:<base64(nonce || ciphertext+tag)>` next to
+//! per encryption and stored as `v2:<base64(nonce || ciphertext+tag)>` next to
 //! the key's id (the first 16 hex characters of the SHA-256 of the key), so a
-//! later key rotation can tell which key sealed which row. Neither the key nor
+//! later key rotation can tell which key sealed which row. The account's
+//! identity (user, provider, email) is the associated data: a ciphertext
+//! copied into another account's row does not open. `v1:` rows (sealed
+//! without associated data by earlier builds) still open, and are sealed
+//! again as `v2` when the account is next written. Neither the key nor
 //! a plaintext ever appears in a `Debug` output or an error message.
 
 use std::ffi::OsString;
@@ -11,7 +15,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -27,8 +31,10 @@ pub const SECRET_KEY_ENV: &str = "CALMESH_SECRET_KEY";
 /// What is expected of a key, for error messages.
 const EXPECTED: &str = "expected 64 hex characters or the base64 of 32 bytes";
 
-/// The prefix of the current ciphertext format.
+/// The prefix of the first ciphertext format (no associated data).
 const FORMAT_V1: &str = "v1:";
+/// The prefix of the current format (bound to its account).
+const FORMAT_V2: &str = "v2:";
 
 /// Length of an AES-GCM nonce in bytes.
 const NONCE_LEN: usize = 12;
@@ -124,26 +130,37 @@ impl SecretKey {
         Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.bytes))
     }
 
-    /// Seals `plaintext` as `v1:<base64(nonce || ciphertext)>` under a fresh
-    /// random nonce.
-    pub(crate) fn seal(&self, plaintext: &[u8]) -> Result<String, StoreError> {
+    /// Seals `plaintext` bound to `aad` as `v2:<base64(nonce || ciphertext)>`
+    /// under a fresh random nonce.
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, StoreError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher()
-            .encrypt(&nonce, plaintext)
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| StoreError::Secret("encryption failed".to_owned()))?;
         let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);
-        Ok(format!("{FORMAT_V1}{}", STANDARD.encode(raw)))
+        Ok(format!("{FORMAT_V2}{}", STANDARD.encode(raw)))
     }
 
-    /// Opens what [`SecretKey::seal`] made. The error says why in words that
-    /// hold no secret; the caller adds which record it was.
-    pub(crate) fn open(&self, stored: &str) -> Result<Vec<u8>, String> {
-        let body = stored
-            .strip_prefix(FORMAT_V1)
-            .ok_or_else(|| "unknown ciphertext format (expected v1)".to_owned())?;
+    /// Opens what [`SecretKey::seal`] made with the same `aad` (or a `v1`
+    /// ciphertext, which has none). The error says why in words that hold
+    /// no secret; the caller adds which record it was.
+    pub(crate) fn open(&self, stored: &str, aad: &[u8]) -> Result<Vec<u8>, String> {
+        let (body, aad) = if let Some(body) = stored.strip_prefix(FORMAT_V2) {
+            (body, aad)
+        } else if let Some(body) = stored.strip_prefix(FORMAT_V1) {
+            (body, &[][..])
+        } else {
+            return Err("unknown ciphertext format (expected v1 or v2)".to_owned());
+        };
         let raw = STANDARD
             .decode(body)
             .map_err(|_| "the ciphertext is not valid base64".to_owned())?;
@@ -152,25 +169,33 @@ impl SecretKey {
         }
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
         self.cipher()
-            .decrypt(Nonce::from_slice(nonce), sealed)
-            .map_err(|_| "authentication failed (damaged ciphertext or another key)".to_owned())
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+            .map_err(|_| {
+                "authentication failed (damaged ciphertext, another key, or the credentials \
+                 of another account)"
+                    .to_owned()
+            })
     }
 
-    /// Encrypts an account's credentials: returns the stored text and the id
-    /// of the key that sealed it.
+    /// Encrypts an account's credentials bound to the account `binding`
+    /// (see [`account_binding`]): returns the stored text and the id of the
+    /// key that sealed it.
     pub(crate) fn seal_credentials(
         &self,
+        binding: &str,
         credentials: &Credentials,
     ) -> Result<(String, String), StoreError> {
         let plaintext = serde_json::to_vec(credentials)
             .map_err(|_| StoreError::Secret("cannot serialize credentials".to_owned()))?;
-        Ok((self.seal(&plaintext)?, self.id()))
+        Ok((self.seal(&plaintext, binding.as_bytes())?, self.id()))
     }
 
-    /// Decrypts an account's credentials sealed under the key `key_id`.
+    /// Decrypts the credentials of `account` (named in errors), sealed under
+    /// the key `key_id` and bound to `binding`.
     pub(crate) fn open_credentials(
         &self,
         account: &str,
+        binding: &str,
         stored: &str,
         key_id: &str,
     ) -> Result<Credentials, StoreError> {
@@ -181,7 +206,7 @@ impl SecretKey {
                 self.id
             )));
         }
-        let plaintext = self.open(stored).map_err(|why| {
+        let plaintext = self.open(stored, binding.as_bytes()).map_err(|why| {
             StoreError::Secret(format!(
                 "cannot decrypt the credentials of account {account} with key {key_id}: {why}"
             ))
@@ -192,6 +217,12 @@ impl SecretKey {
             ))
         })
     }
+}
+
+/// What a sealed credential is bound to: the account's user, provider and
+/// email, the identity that `upsert_account` keeps one row for.
+pub(crate) fn account_binding(user: &str, provider: &str, email: &str) -> String {
+    format!("calmesh-account\0{user}\0{provider}\0{email}")
 }
 
 /// The default key file for a database URL.
@@ -372,6 +403,34 @@ fn load_file(path: &Path) -> Result<(SecretKey, Option<String>), StoreError> {
     }
 }
 
+/// Refuses a key file that its group or others may read or write: anyone
+/// who can read it can read every stored credential.
+fn check_private(path: &Path, file: &std::fs::File) -> Result<(), FileError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|e| {
+                FileError::Other(format!("cannot read the key file {}: {e}", path.display()))
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(FileError::Other(format!(
+                "the key file {} may be read or written by other users (mode {:03o}); \
+                 make it private with: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, file);
+    Ok(())
+}
+
 enum FileError {
     Missing,
     Other(String),
@@ -380,9 +439,12 @@ enum FileError {
 fn read_key_file(path: &Path) -> Result<SecretKey, FileError> {
     let mut text = String::new();
     match std::fs::File::open(path) {
-        Ok(mut file) => file.read_to_string(&mut text).map_err(|e| {
-            FileError::Other(format!("cannot read the key file {}: {e}", path.display()))
-        })?,
+        Ok(mut file) => {
+            check_private(path, &file)?;
+            file.read_to_string(&mut text).map_err(|e| {
+                FileError::Other(format!("cannot read the key file {}: {e}", path.display()))
+            })?
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(FileError::Missing),
         Err(e) => {
             return Err(FileError::Other(format!(
@@ -408,16 +470,55 @@ mod tests {
     #[test]
     fn seal_open_round_trip_with_fresh_nonces() {
         let key = SecretKey::generate();
-        let a = key.seal(b"hello").unwrap();
-        let b = key.seal(b"hello").unwrap();
+        let a = key.seal(b"hello", b"ann").unwrap();
+        let b = key.seal(b"hello", b"ann").unwrap();
         assert_ne!(a, b, "each seal takes a fresh nonce");
-        assert!(a.starts_with("v1:"));
-        assert_eq!(key.open(&a).unwrap(), b"hello");
+        assert!(a.starts_with("v2:"));
+        assert_eq!(key.open(&a, b"ann").unwrap(), b"hello");
         let other = SecretKey::generate();
-        assert!(other.open(&a).is_err());
-        assert!(key.open("v2:abc").is_err());
-        assert!(key.open("v1:!!!").is_err());
-        assert!(key.open("v1:AAAA").is_err());
+        assert!(other.open(&a, b"ann").is_err());
+        assert!(key.open("v3:abc", b"ann").is_err());
+        assert!(key.open("v2:!!!", b"ann").is_err());
+        assert!(key.open("v2:AAAA", b"ann").is_err());
+    }
+
+    /// Issue 16, fault 8: a sealed credential copied into another account's
+    /// row opened there. It is bound to its account now.
+    #[test]
+    fn a_credential_opens_only_for_its_account() {
+        let key = SecretKey::generate();
+        let ann = account_binding("1", "google", "ann@example.com");
+        let bob = account_binding("1", "google", "bob@example.com");
+        let credentials = Credentials {
+            refresh_token: "1//refresh".into(),
+            client_secret: "secret".into(),
+        };
+        let (sealed, key_id) = key.seal_credentials(&ann, &credentials).unwrap();
+        let opened = key.open_credentials("1", &ann, &sealed, &key_id).unwrap();
+        assert_eq!(opened.refresh_token, "1//refresh");
+        let err = key
+            .open_credentials("2", &bob, &sealed, &key_id)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another account"), "{err}");
+        let other_user = account_binding("2", "google", "ann@example.com");
+        assert!(
+            key.open_credentials("3", &other_user, &sealed, &key_id)
+                .is_err()
+        );
+    }
+
+    /// Rows sealed by earlier builds (`v1`, no associated data) still open.
+    #[test]
+    fn a_v1_ciphertext_still_opens() {
+        let key = SecretKey::generate();
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = key.cipher().encrypt(&nonce, &b"old"[..]).unwrap();
+        let v1 = format!(
+            "v1:{}",
+            STANDARD.encode([nonce.as_slice(), &sealed].concat())
+        );
+        assert_eq!(key.open(&v1, b"anything").unwrap(), b"old");
     }
 
     #[test]

@@ -834,7 +834,12 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn upsert_account(&self, account: &NewAccount) -> Result<Account, StoreError> {
         let user = id_of("user", account.user.as_str())?;
-        let (secret, key_id) = self.key.seal_credentials(&account.credentials)?;
+        let binding = crate::secrets::account_binding(
+            &user.to_string(),
+            account.provider.as_str(),
+            &account.email,
+        );
+        let (secret, key_id) = self.key.seal_credentials(&binding, &account.credentials)?;
         let sql = concat!(
             "INSERT INTO accounts (user_id, provider, email, client_id, api_base, token_url, \
              status, last_error, secret, key_id, created_at) \
@@ -924,14 +929,20 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let n = id_of("account", id.as_str())?;
         let row = self
             .fetch_optional(
-                "SELECT secret, key_id FROM accounts WHERE id = $1",
+                "SELECT secret, key_id, user_id, provider, email FROM accounts WHERE id = $1",
                 &[n.into()],
             )
             .await?
             .ok_or_else(|| StoreError::not_found("account", id))?;
         let secret = row.text(W, "secret")?;
         let key_id = row.text(W, "key_id")?;
-        self.key.open_credentials(id.as_str(), &secret, &key_id)
+        let binding = crate::secrets::account_binding(
+            &row.int(W, "user_id")?.to_string(),
+            &row.text(W, "provider")?,
+            &row.text(W, "email")?,
+        );
+        self.key
+            .open_credentials(id.as_str(), &binding, &secret, &key_id)
     }
 
     async fn set_account_status(

@@ -64,6 +64,9 @@ impl SqlStore<Sqlite> {
                 ))
             })?;
         }
+        if !memory {
+            create_private(options.get_filename())?;
+        }
         let pool_options = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -76,6 +79,27 @@ impl SqlStore<Sqlite> {
         let pool = pool_options.connect_with(options).await?;
         <Sqlite as Backend>::migrator().run(&pool).await?;
         Ok(SqlStore::new(pool, key))
+    }
+}
+
+/// Creates the database file, empty and readable by its owner only (0600),
+/// when it does not exist: it holds calendars and sealed credentials.
+/// SQLite gives the `-wal` and `-shm` files it makes the mode of the
+/// database file. An existing file is left as it is.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Configuration(
+            format!("cannot create the database {}: {e}", path.display()).into(),
+        ))),
     }
 }
 

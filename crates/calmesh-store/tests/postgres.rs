@@ -300,7 +300,7 @@ async fn credentials_are_encrypted_in_the_rows() {
     check_credentials_need_their_key(&store, &account.id, &key(), &other, TOKEN).await;
 
     // A damaged ciphertext is a Secret error too.
-    let tampered = secret.replacen("v1:", "v1:AAAA", 1);
+    let tampered = secret.replacen("v2:", "v2:AAAA", 1);
     sqlx::query("UPDATE accounts SET secret = $1 WHERE id = $2")
         .bind(tampered)
         .bind(id)

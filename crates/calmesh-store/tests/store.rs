@@ -289,6 +289,71 @@ async fn a_tampered_ciphertext_is_a_secret_error() {
     assert!(matches!(err, StoreError::Secret(_)), "{err:?}");
 }
 
+/// Issue 16, fault 8: the sealed credentials of one account, copied into
+/// another account's row, opened as that account's.
+#[tokio::test]
+async fn credentials_copied_to_another_account_do_not_open() {
+    let store = memory_store().await;
+    let user = store.ensure_user("alice").await.unwrap();
+    let ann = store
+        .upsert_account(&new_account(&user, "ann@example.com", "ann-token"))
+        .await
+        .unwrap();
+    let bob = store
+        .upsert_account(&new_account(&user, "bob@example.com", "bob-token"))
+        .await
+        .unwrap();
+    let id = |a: &calmesh_store::Account| a.id.as_str().parse::<i64>().unwrap();
+    sqlx::query(
+        "UPDATE accounts SET secret = (SELECT secret FROM accounts WHERE id = $1) WHERE id = $2",
+    )
+    .bind(id(&ann))
+    .bind(id(&bob))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        store.credentials(&ann.id).await.unwrap().refresh_token,
+        "ann-token"
+    );
+    let err = store.credentials(&bob.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Secret(_)), "{err:?}");
+    assert!(err.to_string().contains("another account"), "{err}");
+}
+
+/// Issue 16, fault 8: the database and its WAL were created with the
+/// process's umask (often world readable); a key file anyone could read
+/// was used as it was.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_the_key_file_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url, key()).await.unwrap();
+    store.ensure_user("alice").await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    store.close().await;
+
+    let key_file = dir.path().join("calmesh.key");
+    let (made, _) = SecretKey::load(&KeySource::File(key_file.clone())).unwrap();
+    assert_eq!(mode(&key_file), 0o600);
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = SecretKey::load(&KeySource::File(key_file.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("chmod 600") && err.contains("644"), "{err}");
+    assert!(!err.contains(&made.to_hex()), "{err}");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let (again, _) = SecretKey::load(&KeySource::File(key_file)).unwrap();
+    assert_eq!(again.id(), made.id());
+}
+
 #[test]
 fn key_from_env_hex_and_base64() {
     let key = SecretKey::from_bytes([0x5a; 32]);
@@ -371,6 +436,11 @@ fn a_malformed_key_file_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.key");
     std::fs::write(&path, "not a key\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let err = SecretKey::load(&KeySource::File(path.clone())).unwrap_err();
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");

@@ -128,17 +128,39 @@ fn logical_lines(input: &[u8]) -> Vec<(u32, Cow<'_, [u8]>)> {
     let mut lines: Vec<(u32, Cow<'_, [u8]>)> = Vec::with_capacity(input.len() / 48);
     for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        // A CR that ends no line is no character of any value (RFC 5545
+        // allows no control character but HTAB): it is dropped here, as
+        // the writer would drop it, so what is read writes back the same.
+        let raw: Cow<'_, [u8]> = if raw.contains(&b'\r') {
+            Cow::Owned(raw.iter().copied().filter(|&b| b != b'\r').collect())
+        } else {
+            Cow::Borrowed(raw)
+        };
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
         match raw.first() {
             Some(b' ' | b'\t') => match lines.last_mut() {
                 Some((_, last)) => last.to_mut().extend_from_slice(&raw[1..]),
-                None => lines.push((line_no, Cow::Borrowed(raw.trim_ascii_start()))),
+                None => {
+                    let start = raw.len() - raw.trim_ascii_start().len();
+                    lines.push((line_no, slice_from(raw, start)));
+                }
             },
             None => {}
-            Some(_) => lines.push((line_no, Cow::Borrowed(raw))),
+            Some(_) => lines.push((line_no, raw)),
         }
     }
     lines
+}
+
+/// `cow[start..]`, borrowed when `cow` is.
+fn slice_from(cow: Cow<'_, [u8]>, start: usize) -> Cow<'_, [u8]> {
+    match cow {
+        Cow::Borrowed(bytes) => Cow::Borrowed(&bytes[start..]),
+        Cow::Owned(mut bytes) => {
+            bytes.drain(..start);
+            Cow::Owned(bytes)
+        }
+    }
 }
 
 /// Parses one logical line into a property. `None` when it has no `:`.

@@ -283,14 +283,24 @@ impl Reader<'_> {
             if let Some(zone) = self.zones.resolve(tzid) {
                 return Ok(EventTime::Zoned { local, zone });
             }
+            // Read as a time without a zone: the calendar's own zone
+            // (`X-WR-TIMEZONE`) when it has one, else floating. So the time
+            // reads the same once written back (without the unknown TZID).
+            let (time, read_as) = match &self.zones.default {
+                Some(zone) => (
+                    EventTime::Zoned {
+                        local,
+                        zone: zone.clone(),
+                    },
+                    format!("in the calendar's time zone {}", zone.tzid()),
+                ),
+                None => (EventTime::Floating(local), "as floating time".to_owned()),
+            };
             self.warn(
                 prop.line,
-                format!(
-                    "{}: unknown time zone {tzid:?}; read as floating time",
-                    prop.name
-                ),
+                format!("{}: unknown time zone {tzid:?}; read {read_as}", prop.name),
             );
-            return Ok(EventTime::Floating(local));
+            return Ok(time);
         }
         Ok(match &self.zones.default {
             Some(zone) => EventTime::Zoned {

@@ -418,3 +418,21 @@ fn fuzz_a_bare_cr_inside_a_value_round_trips() {
     let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
     assert_eq!(again.calendar.items, parsed.calendar.items);
 }
+
+/// Found by fuzzing: a time with an unknown TZID read as floating, was
+/// written without the TZID, and read back in the calendar's
+/// `X-WR-TIMEZONE`. It reads in that zone the first time too. (The stray CR
+/// before the line end is dropped as the line is read.)
+#[test]
+fn fuzz_a_stray_cr_before_a_line_end_round_trips() {
+    let text = "BEGIN:VCALENDAR\r\nX-WR-TIMEZONE:Europe/Berlin\r\r\nBEGIN:VEVENT\r\nUID:Z\r\n\
+                DTSTART;TZID=America/N:20261030T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let parsed = parse_calendar(text.as_bytes()).unwrap();
+    let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
+    assert_eq!(again.calendar.items, parsed.calendar.items);
+    let start = &parsed.calendar.items[0].events().next().unwrap().start;
+    assert!(
+        matches!(start, calmesh_core::time::EventTime::Zoned { .. }),
+        "{start:?}"
+    );
+}

@@ -918,7 +918,7 @@ pub async fn account_with_token(store: &dyn Store) -> (UserId, Account) {
 /// A stored ciphertext and key id as [`account_with_token`] left them:
 /// sealed in the current format by `key`, with no secret in sight.
 pub fn check_sealed(secret: &str, key_id: &str, key: &SecretKey) {
-    assert!(secret.starts_with("v1:"), "{secret}");
+    assert!(secret.starts_with("v2:"), "{secret}");
     assert!(!secret.contains(TOKEN), "{secret}");
     assert!(!secret.contains("client-secret-xyz"), "{secret}");
     assert_eq!(key_id, key.id());
