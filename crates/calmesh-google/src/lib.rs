@@ -22,7 +22,8 @@ use async_trait::async_trait;
 use calmesh_provider::http::{RateLimiter, Response, Verdict, build_reqwest};
 use calmesh_provider::{
     Change, Channel, ChannelRequest, EntryProblem, HttpClient, OAuthClient, Provider,
-    ProviderError, PullResult, RemoteCalendar, RemoteEntry, RetryPolicy, WriteRequest, Written,
+    ProviderError, PullResult, RemoteCalendar, RemoteEntry, RetryPolicy, UrlPolicy, WriteRequest,
+    Written,
 };
 use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
@@ -60,6 +61,8 @@ pub struct GoogleAccount {
     /// Calls per second allowed to this account (Google: 600 per minute per
     /// user).
     pub per_second: f64,
+    /// Which API and token URLs are allowed (https, or http to this machine).
+    pub url_policy: UrlPolicy,
 }
 
 impl std::fmt::Debug for GoogleAccount {
@@ -164,6 +167,12 @@ fn entry(read: Read) -> Option<RemoteEntry> {
 impl GoogleProvider {
     /// A provider for one account.
     pub fn new(account: GoogleAccount) -> Result<Self, ProviderError> {
+        account
+            .url_policy
+            .check("the API base", &account.api_base)?;
+        account
+            .url_policy
+            .check("the token URL", &account.token_url)?;
         let client = build_reqwest()?;
         let tokens = OAuthClient::new(
             client.clone(),

@@ -63,6 +63,7 @@ fn provider(base: &str, creds: &Value) -> GoogleProvider {
             cap: Duration::from_millis(20),
         },
         per_second: 100_000.0,
+        url_policy: calmesh_provider::UrlPolicy::default(),
     })
     .unwrap()
 }

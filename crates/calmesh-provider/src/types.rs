@@ -93,7 +93,8 @@ pub struct Written {
 }
 
 /// A push channel to ask for (Google watch channel, Graph subscription).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChannelRequest {
     /// Our id for the channel (unique per channel, never reused).
     pub id: String,
@@ -103,6 +104,16 @@ pub struct ChannelRequest {
     pub token: String,
     /// The lifetime asked for; the provider may grant less.
     pub ttl: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for ChannelRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRequest")
+            .field("id", &self.id)
+            .field("address", &self.address)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A push channel the provider granted.

@@ -607,3 +607,20 @@ async fn calendar_polls_100k_timing() {
     );
     time_calendar_polls_100k(&store, "a SQLite file store").await;
 }
+
+/// Issue 16, fault 8: no `Debug` of the store's types prints a secret.
+#[test]
+fn debug_output_holds_no_secret() {
+    let user = calmesh_core::UserId::new("1".to_owned());
+    let account = new_account(&user, "ann@example.com", "1//refresh-SECRET");
+    for shown in [
+        format!("{account:?}"),
+        format!("{account:#?}"),
+        format!("{:?}", account.credentials),
+        format!("{:?}", key()),
+    ] {
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(!shown.contains("client-secret-xyz"), "{shown}");
+        assert!(!shown.contains(&key().to_hex()), "{shown}");
+    }
+}

@@ -21,7 +21,7 @@ use calmesh_core::busy::{
 use calmesh_core::{AccountId, CalendarId, UserId};
 use calmesh_google::{GoogleAccount, GoogleProvider};
 use calmesh_provider::{
-    Change, Provider, ProviderError, RateLimiter, RateLimits, RetryPolicy, WriteRequest,
+    Change, Provider, ProviderError, RateLimiter, RateLimits, RetryPolicy, UrlPolicy, WriteRequest,
 };
 use calmesh_store::{
     Account, AccountStatus, Calendar, Credentials, Link, LinkKey, NewCalendar, NewRun, PullBatch,
@@ -155,6 +155,8 @@ pub struct ProviderSettings {
     pub policy: RetryPolicy,
     /// Calls per second per account.
     pub per_second: f64,
+    /// Which provider URLs tokens may be sent to.
+    pub url_policy: UrlPolicy,
 }
 
 impl Default for ProviderSettings {
@@ -162,6 +164,7 @@ impl Default for ProviderSettings {
         Self {
             policy: RetryPolicy::default(),
             per_second: 10.0,
+            url_policy: UrlPolicy::default(),
         }
     }
 }
@@ -189,6 +192,7 @@ pub fn provider_for(
                 refresh_token: credentials.refresh_token,
                 policy: settings.policy,
                 per_second: settings.per_second,
+                url_policy: settings.url_policy,
             })?
             .with_rate_limiter(limiter),
         )),

@@ -6,8 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// No type here derives `Debug`: the arguments hold refresh tokens and
+// client secrets, and nothing may print them.
+
 /// calmesh keeps a mesh of calendars in sync.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "calmesh", version, about)]
 pub struct Cli {
     /// The database: `sqlite://FILE` (created when missing) or
@@ -29,7 +32,7 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Read iCalendar files: inspect items, expand recurrences.
     #[command(subcommand)]
@@ -151,7 +154,7 @@ enum Command {
 }
 
 /// What `serve` and `worker` share: workers and the scheduler.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 struct RunArgs {
     /// Workers in this process (default: one per core, at least two).
     #[arg(long)]
@@ -188,7 +191,7 @@ impl RunArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum JobsCommand {
     /// Recent jobs, newest first.
     List {
@@ -215,7 +218,7 @@ enum JobsCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum EmulateCommand {
     /// Google Calendar v3 at BASE/calendar/v3, its token endpoint at BASE/token,
     /// the control API at BASE/_emulator (docs/emulators.md). Prints BASE first.
@@ -226,7 +229,7 @@ enum EmulateCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AccountsCommand {
     /// Add an account from credentials you already hold.
     #[command(subcommand)]
@@ -251,7 +254,7 @@ enum AccountsCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 struct GoogleEndpoints {
     /// API host (default: Google's); an emulator's base URL in tests.
     #[arg(long)]
@@ -261,7 +264,7 @@ struct GoogleEndpoints {
     token_url: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AddAccount {
     /// A Google account.
     Google {
@@ -285,7 +288,7 @@ enum AddAccount {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum ConnectAccount {
     /// A Google account.
     Google {
@@ -307,7 +310,7 @@ enum ConnectAccount {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Add a rule.
     #[command(subcommand)]
@@ -333,7 +336,7 @@ enum RulesCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AddRule {
     /// Every calendar gets a private block for each busy event of the others.
     Busy {
@@ -367,7 +370,7 @@ enum AddRule {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum IcalCommand {
     /// One entry per item (UID): times, recurrence, overrides, hash; and the problems found.
     Inspect {
@@ -534,6 +537,10 @@ async fn run_async(
             auth_url,
             endpoints,
         })) => {
+            sync_cmd::check_urls(
+                endpoints.api_base.as_deref(),
+                endpoints.token_url.as_deref(),
+            )?;
             let auth_url = auth_url.unwrap_or_else(|| calmesh_google::DEFAULT_AUTH_URL.to_owned());
             let token_url = endpoints
                 .token_url

@@ -62,7 +62,27 @@ pub fn provider_settings() -> ProviderSettings {
     if let Some(rate) = env_number("CALMESH_RATE_PER_SECOND") {
         settings.per_second = rate;
     }
+    settings.url_policy = url_policy();
     settings
+}
+
+/// Refuses an account's API or token URL that tokens must not go to (see
+/// [`calmesh_provider::UrlPolicy`]), before anything is stored or sent.
+pub fn check_urls(api_base: Option<&str>, token_url: Option<&str>) -> Result<()> {
+    let policy = url_policy();
+    if let Some(url) = api_base {
+        policy.check("the API base (--api-base)", url)?;
+    }
+    if let Some(url) = token_url {
+        policy.check("the token URL (--token-url)", url)?;
+    }
+    Ok(())
+}
+
+/// The URL policy `CALMESH_ALLOW_INSECURE_HTTP` asks for.
+pub fn url_policy() -> calmesh_provider::UrlPolicy {
+    let value = std::env::var(calmesh_provider::ALLOW_INSECURE_HTTP_ENV).ok();
+    calmesh_provider::UrlPolicy::from_env_value(value.as_deref())
 }
 
 fn env_number(name: &str) -> Option<f64> {
@@ -95,6 +115,7 @@ async fn user(store: &dyn Store) -> Result<UserId> {
 
 /// Stores a Google account and lists its calendars.
 pub async fn add_google(store: Arc<dyn Store>, account: NewAccount, json: bool) -> Result<bool> {
+    check_urls(account.api_base.as_deref(), account.token_url.as_deref())?;
     let stored = store.upsert_account(&account).await?;
     let engine = engine(store.clone());
     match engine.discover(&stored).await {

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! fixture corpus, compared with expectations computed outside calmesh.
 
+mod common;
+
 use serde_json::Value;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -222,4 +224,51 @@ fn inspect_lists_items_with_hash_and_problems() {
     let got = json(&broken);
     assert_eq!(got["items"].as_array().unwrap().len(), 3);
     assert_eq!(got["problems"].as_array().unwrap().len(), 2);
+}
+
+// Issue 16, fault 8: an account could name any http:// token or API URL,
+// and its refresh token and client secret went there in the clear.
+#[test]
+fn accounts_add_refuses_plain_http_to_another_machine() {
+    let cm = common::Calmesh::new();
+    let add = |token_url: &str, allow: Option<&str>| {
+        let mut command = cm.command(&[
+            "accounts",
+            "add",
+            "google",
+            "--email",
+            "ann@example.com",
+            "--refresh-token",
+            "1//secret-refresh",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "shh",
+            "--api-base",
+            "https://www.googleapis.com",
+            "--token-url",
+            token_url,
+        ]);
+        if let Some(value) = allow {
+            command.env("CALMESH_ALLOW_INSECURE_HTTP", value);
+        }
+        command.output().unwrap()
+    };
+    let out = add("http://10.1.2.3/token", None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--token-url")
+            && stderr.contains("http://10.1.2.3/token")
+            && stderr.contains("CALMESH_ALLOW_INSECURE_HTTP=1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-refresh"), "{stderr}");
+    let listed = cm.ok(&["accounts", "list", "--json"]);
+    assert_eq!(listed.trim(), "[]", "nothing was stored: {listed}");
+    // Allowed on purpose, the account is stored (discovery then fails: no
+    // server is there).
+    let _ = add("http://10.255.255.1:9/token", Some("1"));
+    let listed = cm.ok(&["accounts", "list", "--json"]);
+    assert!(listed.contains("ann@example.com"), "{listed}");
 }
