@@ -209,7 +209,9 @@ fn parse_content_line(line_no: u32, text: &str) -> Option<Property> {
                     while idx < bytes.len() && !matches!(bytes[idx], b',' | b';' | b':') {
                         idx += 1;
                     }
-                    value = text[start..idx].to_string();
+                    // A DQUOTE inside an unquoted value is not allowed;
+                    // it reads as `'`, as the writer puts it.
+                    value = text[start..idx].replace('"', "'");
                 }
                 values.push(value);
                 if idx < bytes.len() && bytes[idx] == b',' {

@@ -436,3 +436,24 @@ fn fuzz_a_stray_cr_before_a_line_end_round_trips() {
         "{start:?}"
     );
 }
+
+/// Found by fuzzing: a DQUOTE inside an unquoted parameter value (`D=x"a`)
+/// was kept by the reader and written as `'` (a parameter value cannot
+/// hold a DQUOTE), so it did not round-trip. The reader reads it as `'`.
+#[test]
+fn fuzz_a_quote_inside_an_unquoted_parameter_round_trips() {
+    let text = "BEGIN:VCALENDAR\r\nP;D=x\"a/T:v\r\nEND:VCALENDAR\r\n";
+    let parsed = parse_calendar(text.as_bytes()).unwrap();
+    let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
+    let param = |c: &calmesh_core::ical::Calendar| {
+        c.properties
+            .iter()
+            .find(|p| p.name == "P")
+            .map(|p| p.params.clone())
+    };
+    assert_eq!(param(&again.calendar), param(&parsed.calendar));
+    assert_eq!(
+        parsed.calendar.properties[0].params[0].values,
+        vec!["x'a/T"]
+    );
+}
