@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use calmesh_provider::http::{RateLimiter, Response, Verdict, build_reqwest};
 use calmesh_provider::{
-    Change, Channel, ChannelRequest, EntryProblem, HttpClient, OAuthClient, Provider,
+    Change, Channel, ChannelRequest, EntryProblem, HttpClient, OAuthClient, PageTokens, Provider,
     ProviderError, PullResult, RemoteCalendar, RemoteEntry, RetryPolicy, UrlPolicy, WriteRequest,
     Written,
 };
@@ -229,6 +229,7 @@ impl GoogleProvider {
     ) -> Result<(), ProviderError> {
         let url = self.events_url(calendar);
         let mut page_token: Option<String> = None;
+        let mut tokens = PageTokens::new();
         let mut seen = 0usize;
         loop {
             let mut query = vec![("maxResults", PAGE_SIZE), ("singleEvents", "false")];
@@ -261,7 +262,7 @@ impl GoogleProvider {
                 return Ok(());
             }
             match page.get("nextPageToken").and_then(Value::as_str) {
-                Some(next) => page_token = Some(next.to_owned()),
+                Some(next) => page_token = Some(tokens.next(next)?),
                 None => {
                     return Err(ProviderError::Decode(
                         "a listing page had neither nextPageToken nor nextSyncToken".to_owned(),
@@ -310,6 +311,7 @@ impl Provider for GoogleProvider {
         let url = format!("{}/users/me/calendarList", self.base);
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
+        let mut tokens = PageTokens::new();
         loop {
             let page = self
                 .page(&url, &[("maxResults", "250")], page_token.as_deref())
@@ -339,7 +341,7 @@ impl Provider for GoogleProvider {
                 });
             }
             match page.get("nextPageToken").and_then(Value::as_str) {
-                Some(next) => page_token = Some(next.to_owned()),
+                Some(next) => page_token = Some(tokens.next(next)?),
                 None => return Ok(out),
             }
         }

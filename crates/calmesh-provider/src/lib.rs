@@ -9,12 +9,14 @@
 pub mod error;
 pub mod http;
 pub mod oauth;
+pub mod paging;
 pub mod types;
 pub mod url_policy;
 
 pub use error::ProviderError;
 pub use http::{HttpClient, PROVIDER_REQUESTS_TOTAL, RateLimiter, RateLimits, RetryPolicy};
 pub use oauth::{OAuthClient, TokenSource};
+pub use paging::PageTokens;
 pub use types::*;
 pub use url_policy::{ALLOW_INSECURE_HTTP_ENV, UrlPolicy};
 
