@@ -23,6 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use calmesh_jobs::JobQueue;
 use calmesh_store::Store;
@@ -45,6 +46,26 @@ pub struct AppState {
     /// The process's workers, when it runs any: `/readyz` fails while one
     /// of them is not running.
     pub workers: Option<Arc<calmesh_sync::worker::WorkerHealth>>,
+    /// Webhook deliveries in flight (at most [`webhooks::MAX_IN_FLIGHT`]).
+    pub webhook_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// The state of a server over `store` and `queue`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        metrics: PrometheusHandle,
+        workers: Option<Arc<calmesh_sync::worker::WorkerHealth>>,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            metrics,
+            workers,
+            webhook_slots: Arc::new(tokio::sync::Semaphore::new(webhooks::MAX_IN_FLIGHT)),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,7 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .route("/webhooks/google", post(webhooks::google))
+        .route(
+            "/webhooks/google",
+            post(webhooks::google).layer(DefaultBodyLimit::max(webhooks::MAX_BODY)),
+        )
         .with_state(state)
 }
 

@@ -44,6 +44,7 @@ use axum::http::{HeaderMap, StatusCode};
 use calmesh_jobs::JobKind;
 use calmesh_store::ChannelCheck;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::AppState;
 use crate::metrics::WEBHOOK_DELIVERIES_TOTAL;
@@ -69,7 +70,25 @@ enum Outcome {
     Replayed,
     Accepted,
     Error,
+    /// More deliveries in flight than [`MAX_IN_FLIGHT`].
+    Busy,
+    /// The delivery took longer than [`TIMEOUT`].
+    Timeout,
+    /// A body over [`MAX_BODY`].
+    TooLarge,
 }
+
+/// Deliveries handled at once; more answer 503 at once (Google retries
+/// them with backoff), so a flood cannot queue without bound.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// How long one delivery may take (it reads one channel and enqueues one
+/// job); past it the answer is 503.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Request bodies accepted on webhook routes. Google's deliveries have
+/// none; anything larger is refused before it is read.
+pub const MAX_BODY: usize = 16 * 1024;
 
 impl Outcome {
     fn label(self) -> &'static str {
@@ -81,6 +100,9 @@ impl Outcome {
             Outcome::Replayed => "replayed",
             Outcome::Accepted => "accepted",
             Outcome::Error => "error",
+            Outcome::Busy => "busy",
+            Outcome::Timeout => "timeout",
+            Outcome::TooLarge => "too_large",
         }
     }
 
@@ -90,7 +112,8 @@ impl Outcome {
             Outcome::UnknownChannel => StatusCode::NOT_FOUND,
             Outcome::Forbidden => StatusCode::FORBIDDEN,
             Outcome::Sync | Outcome::Replayed | Outcome::Accepted => StatusCode::OK,
-            Outcome::Error => StatusCode::SERVICE_UNAVAILABLE,
+            Outcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Outcome::Error | Outcome::Busy | Outcome::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -107,7 +130,23 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// `POST /webhooks/google`: see the [module](self) for what it answers.
 pub async fn google(State(state): State<AppState>, headers: HeaderMap) -> StatusCode {
-    let outcome = google_delivery(&state, &headers).await;
+    google_within(&state.webhook_slots, &state, &headers).await
+}
+
+/// [`google`] within `slots` (at most that many at once) and [`TIMEOUT`].
+pub async fn google_within(slots: &Semaphore, state: &AppState, headers: &HeaderMap) -> StatusCode {
+    // The handler never reads a body; one announced over the limit is
+    // refused all the same (a chunked one is never read).
+    let too_large = header(headers, "content-length")
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY as u64);
+    let outcome = match slots.try_acquire() {
+        _ if too_large => Outcome::TooLarge,
+        Err(_) => Outcome::Busy,
+        Ok(_permit) => tokio::time::timeout(TIMEOUT, google_delivery(state, headers))
+            .await
+            .unwrap_or(Outcome::Timeout),
+    };
     metrics::counter!(
         WEBHOOK_DELIVERIES_TOTAL,
         "provider" => "google",

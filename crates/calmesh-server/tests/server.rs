@@ -49,6 +49,32 @@ on_both! {
     replayed_and_out_of_order_messages,
     a_burst_coalesces_into_one_pull_per_calendar,
     a_database_outage_answers_503_so_google_retries,
+    deliveries_are_bounded_in_number_and_size,
+}
+
+// Issue 16, fault 9: webhook deliveries had no limit on how many run at
+// once nor on their bodies.
+async fn deliveries_are_bounded_in_number_and_size(server: &Server) {
+    let watch = watched_calendar(server.store.as_ref(), "bounded").await;
+    let max = u32::try_from(calmesh_server::webhooks::MAX_IN_FLIGHT).unwrap();
+    let held = server.webhook_slots.acquire_many(max).await.unwrap();
+    assert_eq!(server.deliver(&Delivery::change(&watch, 2)).await, 503);
+    assert_eq!(server.all_jobs().await, 0);
+    drop(held);
+    assert_eq!(server.deliver(&Delivery::change(&watch, 2)).await, 200);
+    assert_eq!(server.pending_pulls().await, 1);
+
+    let big = server
+        .client
+        .post(format!("{}/webhooks/google", server.base))
+        .header("x-goog-channel-id", watch.channel.id.as_str())
+        .header("x-goog-resource-state", "exists")
+        .header("x-goog-message-number", "3")
+        .body(vec![b'x'; calmesh_server::webhooks::MAX_BODY + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
 }
 
 async fn healthz(server: &Server) {

@@ -387,12 +387,12 @@ pub async fn serve_backend(
         channels.public_url = Some(format!("http://{bound}"));
     }
     let health = Arc::new(WorkerHealth::default());
-    let state = calmesh_server::AppState {
-        store: backend.store.clone(),
-        queue: backend.queue.clone(),
-        metrics: calmesh_server::install_metrics(),
-        workers: (options.workers > 0).then(|| health.clone()),
-    };
+    let state = calmesh_server::AppState::new(
+        backend.store.clone(),
+        backend.queue.clone(),
+        calmesh_server::install_metrics(),
+        (options.workers > 0).then(|| health.clone()),
+    );
     let mut stop = shutdown.clone();
     let server = tokio::spawn(calmesh_server::serve(listener, state, async move {
         let _ = stop.wait_for(|down| *down).await;

@@ -36,6 +36,8 @@ pub struct Server {
     pub queue: Arc<dyn JobQueue>,
     /// What `/readyz` reads about workers (none run in these tests).
     pub workers: Arc<WorkerHealth>,
+    /// The webhook's in-flight slots.
+    pub webhook_slots: Arc<tokio::sync::Semaphore>,
     db: Db,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -93,12 +95,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let workers = Arc::new(WorkerHealth::default());
-        let state = AppState {
-            store: store.clone(),
-            queue: queue.clone(),
-            metrics: install_metrics(),
-            workers: Some(workers.clone()),
-        };
+        let state = AppState::new(
+            store.clone(),
+            queue.clone(),
+            install_metrics(),
+            Some(workers.clone()),
+        );
+        let webhook_slots = state.webhook_slots.clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state, async {
             let _ = stop.await;
@@ -109,6 +112,7 @@ impl Server {
             store,
             queue,
             workers,
+            webhook_slots,
             db,
             shutdown,
             task,
