@@ -553,6 +553,9 @@ fn read_event(
             _ => event.other_properties.push(prop),
         }
     }
+    // Kept per property name, in name order: the writer puts properties in
+    // its own order, and the parameters must read back the same.
+    event.other_params.sort_by(|a, b| a.0.cmp(&b.0));
     // An end past year 9999 cannot be written, shown or computed with.
     if let Some(line) = duration_line
         && event.end.is_none()

@@ -457,3 +457,15 @@ fn fuzz_a_quote_inside_an_unquoted_parameter_round_trips() {
         vec!["x'a/T"]
     );
 }
+
+/// Found by fuzzing: unknown parameters of RECURRENCE-ID before those of
+/// DTSTART came back in the writer's order (DTSTART first). They are kept
+/// in property-name order.
+#[test]
+fn fuzz_unknown_parameters_keep_one_order() {
+    let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:7\r\nRECURRENCE-ID;X-A=1:20260308T023000\r\n\
+                DTSTART;X-B=2:20260308T023000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let parsed = parse_calendar(text.as_bytes()).unwrap();
+    let again = parse_calendar(write_calendar(&parsed.calendar).as_bytes()).unwrap();
+    assert_eq!(again.calendar.items, parsed.calendar.items);
+}
