@@ -55,6 +55,27 @@ async fn bob_blocks(emu: &Emu) -> usize {
         .count()
 }
 
+/// The first pending job of `kind` that has failed at least once (waits
+/// up to a minute for it).
+async fn retried_job(cm: &Calmesh, kind: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let retried = cm
+            .jobs(Some("pending"))
+            .into_iter()
+            .find(|j| j["kind"] == kind && j["attempts"].as_u64() >= Some(1));
+        if let Some(job) = retried {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no retried {kind} job; jobs: {:#?}",
+            cm.jobs(None)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn setup() -> (Emu, Calmesh) {
     let mut emu = Emu::start().await;
     emu.add_account(ANN).await;
@@ -120,23 +141,7 @@ async fn serve_runs_a_partial_rule_again_until_the_failed_write_lands() {
     );
 
     // The rule's run fails as a job (retried with backoff), not as done.
-    let started = Instant::now();
-    let failed = loop {
-        let retried: Vec<Value> = cm
-            .jobs(Some("pending"))
-            .into_iter()
-            .filter(|j| j["kind"] == "reconcile_rule" && j["attempts"].as_u64() >= Some(1))
-            .collect();
-        if let Some(job) = retried.into_iter().next() {
-            break job;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no retried rule run; jobs: {:#?}",
-            cm.jobs(None)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let failed = retried_job(&cm, "reconcile_rule").await;
     let error = failed["last_error"].as_str().unwrap();
     assert!(error.contains("may pass on a retry"), "{failed:#}");
     assert_eq!(bob_blocks(&emu).await, 3);
@@ -178,25 +183,9 @@ async fn a_long_retry_after_becomes_the_jobs_next_run_time() {
         &[],
         "serve.log",
     );
-    let started = Instant::now();
-    let job = loop {
-        let waiting: Vec<Value> = cm
-            .jobs(Some("pending"))
-            .into_iter()
-            .filter(|j| j["kind"] == "pull_calendar" && j["attempts"].as_u64() >= Some(1))
-            .collect();
-        if let Some(job) = waiting.into_iter().next() {
-            break job;
-        }
-        // Without the fix the worker sleeps a day inside the call: no job
-        // ever comes back as pending.
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no failed pull; jobs: {:#?}",
-            cm.jobs(None)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Without the fix the worker sleeps a day inside the call: no job
+    // ever comes back as pending.
+    let job = retried_job(&cm, "pull_calendar").await;
     let failed_at = calmesh_clock::now();
     let run_at: DateTime<Utc> = job["run_at"].as_str().unwrap().parse().unwrap();
     let wait = (run_at - failed_at).num_seconds();
